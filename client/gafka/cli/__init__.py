@@ -1,0 +1,1 @@
+"""The ``gafka`` command line."""

@@ -1,0 +1,1 @@
+"""Kafka wire formats that both the SDK and the broker speak."""
