@@ -48,7 +48,7 @@ _XERIAL_HEADER = _XERIAL_MAGIC + struct.pack(">ii", 1, 1)  # version 1, compatib
 _XERIAL_BLOCK = 32 * 1024
 
 
-def _snappy_xerial_compress(data: bytes | memoryview) -> bytes:
+def _snappy_xerial_compress(data: bytes | bytearray | memoryview) -> bytes:
     out = bytearray(_XERIAL_HEADER)
     view = memoryview(data)
     for start in range(0, len(view), _XERIAL_BLOCK):
@@ -76,7 +76,7 @@ def _snappy_decompress(data: bytes | memoryview) -> bytes:
     return bytes(out)
 
 
-def compress(codec: Compression, data: bytes | memoryview) -> bytes:
+def compress(codec: Compression, data: bytes | bytearray | memoryview) -> bytes:
     """Compress the records section of a batch with ``codec``."""
     if codec is Compression.NONE:
         return bytes(data)
