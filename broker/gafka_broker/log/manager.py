@@ -1,0 +1,137 @@
+"""Every partition log under one data directory, with the clean-shutdown marker and checkpoints.
+
+Start-up: read the checkpoints, open each ``<topic>-<partition>`` directory (recovering it when the
+previous stop was not clean), then remove the marker so that a crash from now on counts as unclean.
+Shutdown: flush and close everything, write the checkpoints, then the marker.
+"""
+
+from __future__ import annotations
+
+import logging
+import shutil
+import time
+import uuid
+from collections.abc import Mapping
+from pathlib import Path
+
+from gafka_broker.log.checkpoint import fsync_directory, read_offsets, write_atomically, write_offsets
+from gafka_broker.log.partition_log import PartitionLog, parse_partition_dir
+from gafka_broker.topic_config import TopicConfig
+
+logger = logging.getLogger(__name__)
+
+CLEAN_SHUTDOWN_MARKER = ".gafka_cleanshutdown"
+RECOVERY_POINT_CHECKPOINT = "recovery-point-offset-checkpoint"
+LOG_START_CHECKPOINT = "log-start-offset-checkpoint"
+_DELETED_DIR_SUFFIX = "-delete"
+
+
+class LogManager:
+    """Owns the :class:`PartitionLog` of every partition this broker stores."""
+
+    def __init__(self, data_dir: Path) -> None:
+        self.data_dir = data_dir
+        self.clean_shutdown_detected = False
+        self._logs: dict[tuple[str, int], PartitionLog] = {}
+
+    # -- lifecycle -----------------------------------------------------------------------------------
+    def startup(self, topics: Mapping[str, tuple[int, TopicConfig]]) -> None:
+        """Open and recover the logs of ``topics`` (name -> partition count, config); blocking."""
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        marker = self.data_dir / CLEAN_SHUTDOWN_MARKER
+        self.clean_shutdown_detected = marker.exists()
+        recovery_points = read_offsets(self.data_dir / RECOVERY_POINT_CHECKPOINT)
+        log_starts = read_offsets(self.data_dir / LOG_START_CHECKPOINT)
+        started = time.perf_counter()
+        for path in sorted(self.data_dir.iterdir()):
+            if not path.is_dir():
+                continue
+            if path.name.endswith(_DELETED_DIR_SUFFIX):
+                shutil.rmtree(path, ignore_errors=True)
+                continue
+            parsed = parse_partition_dir(path.name)
+            if parsed is None:
+                continue
+            topic, partition = parsed
+            spec = topics.get(topic)
+            if spec is None or partition >= spec[0]:
+                logger.warning("event=orphan_log_dir dir=%s action=ignored", path.name)
+                continue
+            self._logs[parsed] = PartitionLog.open(
+                path,
+                spec[1],
+                recovery_point=recovery_points.get(parsed, 0),
+                log_start_offset=log_starts.get(parsed, 0),
+                clean=self.clean_shutdown_detected,
+            )
+        for topic, (partitions, config) in topics.items():
+            for partition in range(partitions):
+                if (topic, partition) not in self._logs:
+                    self.create_log(topic, partition, config)
+        marker.unlink(missing_ok=True)
+        fsync_directory(self.data_dir)
+        logger.info(
+            "event=logs_loaded count=%d clean_shutdown=%s seconds=%.3f",
+            len(self._logs),
+            self.clean_shutdown_detected,
+            time.perf_counter() - started,
+        )
+
+    def shutdown(self) -> None:
+        """Flush and close every log, write the checkpoints and the clean-shutdown marker."""
+        for log in self._logs.values():
+            log.close()
+        self.checkpoint()
+        write_atomically(self.data_dir / CLEAN_SHUTDOWN_MARKER, b"")
+        logger.info("event=logs_closed count=%d", len(self._logs))
+
+    # -- partitions ----------------------------------------------------------------------------------
+    def get_log(self, topic: str, partition: int) -> PartitionLog | None:
+        return self._logs.get((topic, partition))
+
+    def create_log(self, topic: str, partition: int, config: TopicConfig) -> PartitionLog:
+        key = (topic, partition)
+        existing = self._logs.get(key)
+        if existing is not None:
+            return existing
+        log = PartitionLog.open(self.data_dir / f"{topic}-{partition}", config, clean=True)
+        self._logs[key] = log
+        return log
+
+    def delete_logs(self, topic: str) -> None:
+        """Close and remove every partition of ``topic``: rename first, so a crash midway finishes the job."""
+        for key in [key for key in self._logs if key[0] == topic]:
+            log = self._logs.pop(key)
+            doomed = log.directory.with_name(f"{log.directory.name}.{uuid.uuid4().hex}{_DELETED_DIR_SUFFIX}")
+            log.directory.rename(doomed)
+            log.directory = doomed
+            log.delete()
+        fsync_directory(self.data_dir)
+
+    def update_config(self, topic: str, config: TopicConfig) -> None:
+        for (name, _partition), log in self._logs.items():
+            if name == topic:
+                log.config = config
+
+    def logs(self) -> dict[tuple[str, int], PartitionLog]:
+        return dict(self._logs)
+
+    # -- periodic work -------------------------------------------------------------------------------
+    def maintenance(self, now_ms: int) -> None:
+        """Retention for every log (``log.retention.check.interval.ms``)."""
+        for log in list(self._logs.values()):
+            log.apply_retention(now_ms)
+
+    def flush_due(self, now_ms: int) -> None:
+        """fsync logs whose ``flush.ms`` has elapsed and segments rolled since the last flush; blocking."""
+        for log in list(self._logs.values()):
+            if log.unflushed_messages and now_ms - log.last_flush_ms >= log.config.flush_ms:
+                log.flush()
+            else:
+                log.flush_sealed()
+
+    def checkpoint(self) -> None:
+        """Write recovery points and log start offsets (every 60 s and at shutdown)."""
+        logs = list(self._logs.items())
+        write_offsets(self.data_dir / RECOVERY_POINT_CHECKPOINT, {key: log.recovery_point for key, log in logs})
+        write_offsets(self.data_dir / LOG_START_CHECKPOINT, {key: log.log_start_offset for key, log in logs})

@@ -1,0 +1,32 @@
+"""Prometheus metrics of the log layer, registered in the default registry the broker exposes."""
+
+from __future__ import annotations
+
+from prometheus_client import Counter, Histogram
+
+FSYNC_SECONDS = Histogram(
+    "gafka_log_fsync_seconds",
+    "Time one fsync of a partition log took (one fsync may cover many appends).",
+    buckets=(0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5),
+)
+RECOVERIES = Counter(
+    "gafka_log_recoveries_total",
+    "Partition logs scanned at start-up because the previous stop was not clean.",
+)
+RECOVERY_TRUNCATED_BYTES = Counter(
+    "gafka_log_recovery_truncated_bytes_total",
+    "Bytes cut from segments during recovery (torn or corrupt tails).",
+)
+RECOVERY_DROPPED_SEGMENTS = Counter(
+    "gafka_log_recovery_dropped_segments_total",
+    "Whole segments deleted during recovery because they followed a corrupt batch.",
+)
+RECOVERY_SECONDS = Histogram(
+    "gafka_log_recovery_seconds",
+    "Time spent recovering one partition log at start-up.",
+    buckets=(0.001, 0.01, 0.05, 0.1, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0),
+)
+INDEX_REBUILDS = Counter(
+    "gafka_log_index_rebuilds_total",
+    "Offset/time indexes rebuilt from their segment because they were missing or failed a sanity check.",
+)
