@@ -418,6 +418,13 @@ class PartitionLog:
         for segment in self._segments:
             segment.close()
 
+    def abandon(self) -> None:
+        """Drop every file handle without flushing or sealing: what a crash leaves behind (tests)."""
+        with self._lock:
+            self._closed = True
+        for segment in self._segments:
+            segment.abandon()
+
     def delete(self) -> None:
         """Close and remove the partition's directory (topic deletion)."""
         with self._lock:

@@ -199,8 +199,8 @@ class LogSegment:
     def recover(self, expected_offset: int | None = None) -> RecoveryOutcome:
         """Scan every batch (size, CRC, offset continuity), rebuild both indexes, cut a bad tail.
 
-        ``expected_offset`` is the offset the first batch must start at (the previous segment's end);
-        None accepts the segment's own base offset or later for its first batch.
+        ``expected_offset`` is the offset the first batch must start at: the previous segment's end,
+        which is also this segment's base offset, since a segment is always started at the log end.
         """
         offset_entries = bytearray()
         time_entries = bytearray()
@@ -214,10 +214,10 @@ class LogSegment:
         since_entry = 0
         reason: str | None = None
         last_time_entry = NO_TIMESTAMP
-        expected = expected_offset
+        expected = self.base_offset if expected_offset is None else expected_offset
         for position, header, problem in self._scan_validated():
             if problem is None and header is not None:
-                if header.base_offset < self.base_offset or (expected is not None and header.base_offset != expected):
+                if header.base_offset != expected:
                     problem = f"offset {header.base_offset} breaks continuity (expected {expected})"
                 elif header.last_offset - self.base_offset > 0x7FFFFFFF:
                     problem = f"offset {header.last_offset} does not fit this segment's relative offsets"
@@ -318,6 +318,14 @@ class LogSegment:
             since += header.size
         _, last_position = self.offset_index.last_entry()
         self._bytes_since_index_entry = self.size - last_position if len(self.offset_index) else since
+
+    def abandon(self) -> None:
+        """Close descriptors without flushing or sealing anything: the state a crash leaves."""
+        for fd in (self._fd, self.offset_index._fd, self.time_index._fd):
+            if fd is not None:
+                with contextlib.suppress(OSError):
+                    os.close(fd)
+        self.offset_index._fd = self.time_index._fd = None
 
     def dup_fds(self) -> list[int]:
         """Duplicates of the open descriptors, so another thread can fsync while this one rolls or closes."""
