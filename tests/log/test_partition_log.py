@@ -19,7 +19,12 @@ from gafka.protocol.record_batch import (
     iter_batches,
     validate_batch,
 )
-from gafka_broker.log.errors import OffsetOutOfRangeError, RecordTooLargeError, UnexpectedOffsetError
+from gafka_broker.log.errors import (
+    LogCorruptionError,
+    OffsetOutOfRangeError,
+    RecordTooLargeError,
+    UnexpectedOffsetError,
+)
 from gafka_broker.log.manager import CLEAN_SHUTDOWN_MARKER, LogManager
 from gafka_broker.log.partition_log import PartitionLog
 from gafka_broker.topic_config import TopicConfig, TopicConfigError
@@ -282,3 +287,21 @@ def test_topic_config_validation() -> None:
     assert config.message_timestamp_type is TimestampType.LOG_APPEND_TIME and config.flush_every_append
     assert config.to_configs()["message.timestamp.type"] == "LogAppendTime"
     assert config.overrides == {"message.timestamp.type": "LogAppendTime", "flush.messages": "1"}
+
+
+def test_bytes_damaged_on_disk_are_never_served(log_dir: Path, small_config: TopicConfig) -> None:
+    log = PartitionLog.open(log_dir, small_config)
+    for index in range(10):
+        log.append_as_leader(batch([b"value-%d" % index]))
+    segment = log.segments[0]
+    positions = [position for position, _ in segment.walk()]
+    with segment.log_path.open("r+b") as handle:  # bit rot in the payload of the 6th batch
+        handle.seek(positions[5] + 70)
+        byte = handle.read(1)
+        handle.seek(positions[5] + 70)
+        handle.write(bytes([byte[0] ^ 0xFF]))
+    served = list(decode_batches(log.read(0, 1 << 20).data))
+    assert [record.offset for record in served] == [0, 1, 2, 3, 4]
+    with pytest.raises(LogCorruptionError):
+        log.read(5, 1 << 20)
+    assert [record.offset for record in decode_batches(log.read(6, 1 << 20).data)] == [6, 7, 8, 9]

@@ -7,6 +7,7 @@ from gafka.protocol.record_batch import CorruptRecordError, InvalidRecordError
 __all__ = [
     "CorruptRecordError",
     "InvalidRecordError",
+    "LogCorruptionError",
     "LogError",
     "OffsetOutOfRangeError",
     "RecordTooLargeError",
@@ -16,6 +17,10 @@ __all__ = [
 
 class LogError(Exception):
     """An I/O failure of the log itself (disk full, file vanished): not the caller's fault."""
+
+
+class LogCorruptionError(LogError):
+    """Bytes on disk no longer match their CRC: the broker refuses to serve them (KAFKA_STORAGE_ERROR)."""
 
 
 class OffsetOutOfRangeError(LookupError):

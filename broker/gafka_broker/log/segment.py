@@ -24,7 +24,7 @@ from gafka.protocol.record_batch import (
     validate_batch,
 )
 from gafka_broker.log import metrics
-from gafka_broker.log.errors import LogError
+from gafka_broker.log.errors import LogCorruptionError, LogError
 from gafka_broker.log.offset_index import OffsetIndex
 from gafka_broker.log.sparse_index import IndexCorruptError
 from gafka_broker.log.time_index import TimeIndex
@@ -139,21 +139,35 @@ class LogSegment:
 
     def read(self, offset: int, max_bytes: int, max_offset: int | None) -> bytes:
         """Whole batches from the one holding ``offset``: at least one batch, at most ``max_bytes``
-        otherwise, and none whose last offset reaches ``max_offset``."""
+        otherwise, and none whose last offset reaches ``max_offset``.
+
+        Every batch is CRC-checked on the way out, so bytes damaged on disk after they were written are
+        never served: reading stops before a damaged batch, and raises :class:`LogCorruptionError` when
+        the damaged batch is the first one asked for.
+        """
         located = self.locate(offset)
         if located is None:
             return b""
         position, first = located
         if max_offset is not None and first.last_offset >= max_offset:
             return b""
-        if first.size >= max_bytes:
-            return self.read_bytes(position, first.size)
-        data = self.read_bytes(position, min(max_bytes, self.size - position))
+        length = first.size if first.size >= max_bytes else min(max_bytes, self.size - position)
+        data = self.read_bytes(position, length)
         cut = 0
         for relative, header in iter_batches(data):
             if max_offset is not None and header.last_offset >= max_offset:
                 break
+            try:
+                validate_batch(data, relative)
+            except (CorruptRecordError, ValueError) as exc:
+                if cut:
+                    break
+                raise LogCorruptionError(
+                    f"{self.log_path.name}: batch at position {position + relative} is damaged: {exc}"
+                ) from exc
             cut = relative + header.size
+        if not cut and len(data) < first.size:
+            raise LogCorruptionError(f"{self.log_path.name}: batch at position {position} is cut short")
         return data if cut == len(data) else data[:cut]
 
     def find_timestamp(self, timestamp: int) -> tuple[int, BatchHeader] | None:
