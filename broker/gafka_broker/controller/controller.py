@@ -1,0 +1,195 @@
+"""The controller: applies the pure decisions of :mod:`.decisions` to a :class:`MetadataStore`.
+
+Every change is read-decide-compare-and-set, retried on a version conflict, so the controller holds no
+state of its own: restart it, or run a second one, and it carries on from the store. Callers (the HTTP
+service of a broker or of ``gafka dev``, the Kubernetes operator) pass time in, which keeps tests exact.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import uuid
+import zlib
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, replace
+
+from gafka_broker.controller import decisions
+from gafka_broker.controller.metadata import ClusterMetadata
+from gafka_broker.controller.placement import rebalance_targets
+from gafka_broker.controller.store import MetadataStore, VersionConflictError
+
+logger = logging.getLogger(__name__)
+
+_MAX_RETRIES = 20
+
+
+@dataclass(frozen=True, slots=True)
+class ControllerSettings:
+    broker_session_timeout_ms: int = 9_000
+    """Kafka's ``broker.session.timeout.ms``; ``gafka dev`` runs with a shorter one for fast failover."""
+    auto_leader_rebalance: bool = True
+
+
+class Controller:
+    """Cluster metadata changes, each one atomic against the store."""
+
+    def __init__(self, store: MetadataStore, settings: ControllerSettings | None = None, cluster_id: str | None = None):
+        self.store = store
+        self.settings = settings or ControllerSettings()
+        self._cluster_id = cluster_id
+        self._changed = threading.Condition()
+        self._listeners: list[Callable[[ClusterMetadata], None]] = []
+
+    # -- reading -------------------------------------------------------------------------------------
+    def metadata(self) -> ClusterMetadata:
+        current = self.store.load()
+        if current is None:
+            current = self._apply(lambda metadata: metadata)
+        return current
+
+    def on_change(self, listener: Callable[[ClusterMetadata], None]) -> None:
+        """Call ``listener`` with the new metadata after every successful change (the HTTP service wakes
+        its long polls with it)."""
+        self._listeners.append(listener)
+
+    # -- the read-decide-write loop ------------------------------------------------------------------
+    def _apply(self, decide: Callable[[ClusterMetadata], ClusterMetadata]) -> ClusterMetadata:
+        for _ in range(_MAX_RETRIES):
+            current = self.store.load()
+            if current is None:
+                current = ClusterMetadata(cluster_id=self._cluster_id or uuid.uuid4().hex)
+            proposed = decide(current)
+            if proposed == current and current.version > 0:
+                return current
+            try:
+                stored = self.store.compare_and_set(current.version, proposed)
+            except VersionConflictError:
+                continue
+            for listener in self._listeners:
+                listener(stored)
+            return stored
+        raise VersionConflictError(f"gave up after {_MAX_RETRIES} conflicting attempts")
+
+    # -- brokers -------------------------------------------------------------------------------------
+    def register_broker(
+        self, broker_id: int, url: str, rack: str | None, incarnation: str, now_ms: int
+    ) -> ClusterMetadata:
+        stored = self._apply(lambda m: decisions.register_broker(m, broker_id, url, rack, incarnation, now_ms))
+        logger.info("event=broker_registered broker=%d url=%s incarnation=%s", broker_id, url, incarnation)
+        return stored
+
+    def heartbeat(self, broker_id: int, incarnation: str, now_ms: int) -> ClusterMetadata:
+        return self._apply(lambda m: decisions.heartbeat(m, broker_id, incarnation, now_ms))
+
+    def tick(self, now_ms: int) -> ClusterMetadata:
+        """Periodic work: fence silent brokers, finish reassignments, give preferred leaders back."""
+
+        def decide(metadata: ClusterMetadata) -> ClusterMetadata:
+            updated = decisions.fence_expired(metadata, now_ms, self.settings.broker_session_timeout_ms)
+            updated = decisions.advance_reassignments(updated)
+            if self.settings.auto_leader_rebalance:
+                updated = decisions.elect_preferred(updated)
+            return decisions.elect_offline(updated)
+
+        before = self.store.load()
+        after = self._apply(decide)
+        if before is not None:
+            for broker_id, broker in after.brokers.items():
+                if broker.fenced and not before.brokers.get(broker_id, broker).fenced:
+                    logger.warning("event=broker_fenced broker=%d", broker_id)
+        return after
+
+    def fence_broker(self, broker_id: int) -> ClusterMetadata:
+        """Fence at once (Kubernetes saw the pod go), without waiting for the session timeout."""
+        return self._apply(lambda m: decisions.fence(m, [broker_id]))
+
+    def controlled_shutdown(self, broker_id: int) -> ClusterMetadata:
+        return self._apply(lambda m: decisions.controlled_shutdown(m, broker_id))
+
+    # -- topics --------------------------------------------------------------------------------------
+    def create_topic(
+        self, name: str, partitions: int, replication_factor: int, configs: Mapping[str, str]
+    ) -> ClusterMetadata:
+        start = zlib.crc32(name.encode()) % 1024  # stable across processes, unlike hash()
+        return self._apply(
+            lambda m: decisions.create_topic(m, name, partitions, replication_factor, configs, placement_start=start)
+        )
+
+    def add_partitions(self, name: str, total: int) -> ClusterMetadata:
+        return self._apply(lambda m: decisions.add_partitions(m, name, total))
+
+    def alter_configs(self, name: str, configs: Mapping[str, str]) -> ClusterMetadata:
+        return self._apply(lambda m: decisions.alter_configs(m, name, configs))
+
+    def delete_topic(self, name: str) -> ClusterMetadata:
+        return self._apply(lambda m: decisions.delete_topic(m, name))
+
+    def alter_partition(
+        self, topic: str, index: int, *, leader: int, leader_epoch: int, partition_epoch: int, isr: Iterable[int]
+    ) -> ClusterMetadata:
+        wanted = tuple(isr)
+        return self._apply(
+            lambda m: decisions.alter_partition(
+                m, topic, index, leader=leader, leader_epoch=leader_epoch, partition_epoch=partition_epoch, isr=wanted
+            )
+        )
+
+    # -- scaling -------------------------------------------------------------------------------------
+    def rebalance(self, brokers: Iterable[int] | None = None) -> ClusterMetadata:
+        """Spread replicas evenly over ``brokers`` (default: every live, non-draining broker)."""
+        chosen = None if brokers is None else sorted(brokers)
+
+        def decide(metadata: ClusterMetadata) -> ClusterMetadata:
+            allowed = chosen or [b for b in metadata.live_brokers() if not metadata.brokers[b].draining]
+            current = {
+                (name, index): state.replicas
+                for name, topic in metadata.topics.items()
+                for index, state in enumerate(topic.partitions)
+                if not state.adding and not state.removing
+            }
+            racks = {b: metadata.brokers[b].rack for b in allowed}
+            try:
+                targets = rebalance_targets(current, allowed, racks)
+            except ValueError as exc:
+                raise decisions.ControllerError("INVALID_REPLICATION_FACTOR", str(exc)) from None
+            return decisions.start_reassignment(metadata, targets)
+
+        return self._apply(decide)
+
+    def drain(self, broker_ids: Iterable[int]) -> ClusterMetadata:
+        """Mark brokers for removal and move their replicas to the others (scale-down, step one).
+        Refused when the remaining brokers could not hold every partition's replication factor."""
+        doomed = set(broker_ids)
+
+        def decide(metadata: ClusterMetadata) -> ClusterMetadata:
+            remaining = [b for b in metadata.brokers if b not in doomed]
+            needed = max((t.replication_factor for t in metadata.topics.values()), default=0)
+            if needed > len(remaining):
+                raise decisions.ControllerError(
+                    "INVALID_REPLICATION_FACTOR",
+                    f"removing brokers {sorted(doomed)} would leave {len(remaining)}, "
+                    f"fewer than the replication factor {needed}",
+                )
+            updated = metadata
+            for broker_id in doomed & set(metadata.brokers):
+                updated = updated.with_broker(replace(updated.brokers[broker_id], draining=True))
+            return updated
+
+        self._apply(decide)
+        return self.rebalance([b for b in self.metadata().brokers if b not in doomed])
+
+    def is_drained(self, broker_id: int) -> bool:
+        return not decisions.hosted_by(self.metadata(), broker_id)
+
+    def forget_broker(self, broker_id: int) -> ClusterMetadata:
+        """Remove a drained broker from the metadata (scale-down, last step)."""
+
+        def decide(metadata: ClusterMetadata) -> ClusterMetadata:
+            if decisions.hosted_by(metadata, broker_id):
+                raise decisions.ControllerError("INVALID_REQUEST", f"broker {broker_id} still hosts replicas")
+            brokers = dict(metadata.brokers)
+            brokers.pop(broker_id, None)
+            return ClusterMetadata(metadata.cluster_id, brokers, metadata.topics, metadata.version)
+
+        return self._apply(decide)
