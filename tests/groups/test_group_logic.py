@@ -174,6 +174,7 @@ class GroupMachine(RuleBasedStateMachine):
         self.group = ConsumerGroup("g", session_timeout_ms=1000)
         self.now = 0
         self.counts = {"a": 3, "b": 5, "c": 1}
+        self.joined = 0
 
     def _request(self, member_id: str) -> HeartbeatRequest:
         return HeartbeatRequest(member_id, self.group.members[member_id].epoch)
@@ -181,7 +182,9 @@ class GroupMachine(RuleBasedStateMachine):
     @rule(topics=st.frozensets(st.sampled_from(TOPICS), min_size=1), static=st.booleans())
     def join(self, topics: frozenset[str], static: bool) -> None:
         instance = f"i{len(self.group.members)}" if static else None
-        self.group.heartbeat(HeartbeatRequest(None, 0, topics, instance_id=instance), self.now, self.counts)
+        self.joined += 1  # client-chosen member ids (as KIP-848 clients send them) keep the run reproducible
+        request = HeartbeatRequest(f"m{self.joined}", 0, topics, instance_id=instance)
+        self.group.heartbeat(request, self.now, self.counts)
 
     @precondition(lambda self: self.group.members)
     @rule(data=st.data())

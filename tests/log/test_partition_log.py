@@ -235,8 +235,17 @@ def test_segment_ms_rolls_by_age(log_dir: Path) -> None:
     log = PartitionLog.open(log_dir, config)
     now = int(time.time() * 1000)
     log.append_as_leader(batch([b"a"], timestamp=now - 5000), now_ms=now)
-    log.append_as_leader(batch([b"b"], timestamp=now), now_ms=now)
+    log.append_as_leader(batch([b"b"], timestamp=now - 4500), now_ms=now)
+    assert log.segment_count == 1, "age is record time: 500 ms between the batches"
+    log.append_as_leader(batch([b"c"], timestamp=now), now_ms=now)
     assert log.segment_count == 2
+
+
+def test_replayed_old_data_does_not_roll_every_append(log_dir: Path) -> None:
+    log = PartitionLog.open(log_dir, TopicConfig.from_configs({"segment.ms": 60_000}))
+    for index in range(20):
+        log.append_as_leader(batch([b"x"], timestamp=978_307_200_000 + index))  # 2001
+    assert log.segment_count == 1
 
 
 def test_clean_reopen_trusts_files_and_keeps_everything(tmp_path: Path, small_config: TopicConfig) -> None:

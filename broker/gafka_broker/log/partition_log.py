@@ -198,26 +198,38 @@ class PartitionLog:
         self._ensure_open()
         first, last = headers[0][1], headers[-1][1]
         segment = self._segments[-1]
-        if self._should_roll(segment, len(data), last.last_offset, now):
+        max_timestamp = max(header.max_timestamp for _, header in headers)
+        if self._should_roll(segment, len(data), last.last_offset, max_timestamp, now):
             segment = self._roll(now)
         segment.append(data, headers)
         self.log_end_offset = segment.next_offset
         self.size_bytes += len(data)
         record_count = last.last_offset - first.base_offset + 1
         self._appended_messages += record_count
-        max_timestamp = max(header.max_timestamp for _, header in headers)
         return AppendResult(
             first.base_offset, last.last_offset, max_timestamp, log_append_time, record_count, len(data)
         )
 
-    def _should_roll(self, segment: LogSegment, incoming: int, last_offset: int, now: int) -> bool:
+    def _should_roll(
+        self, segment: LogSegment, incoming: int, last_offset: int, incoming_timestamp: int, now: int
+    ) -> bool:
+        """Kafka's ``LogSegment.shouldRoll``: full, old, or out of relative offsets or index room.
+
+        Age is measured in record time when the segment's first batch has a timestamp (the incoming
+        batch's timestamp minus it), so replayed historical data does not roll on every append; else
+        in wall-clock time since the segment was created.
+        """
         if segment.is_empty:
             return False
         config = self.config
         first_timestamp = segment.first_batch_timestamp
+        if first_timestamp is not None and first_timestamp >= 0:
+            waited = incoming_timestamp - first_timestamp
+        else:
+            waited = now - segment.created_ms
         return (
             segment.size + incoming > config.segment_bytes
-            or (first_timestamp is not None and first_timestamp >= 0 and now - first_timestamp > config.segment_ms)
+            or waited > config.segment_ms
             or last_offset - segment.base_offset > _MAX_RELATIVE_OFFSET
             or len(segment.offset_index) >= config.segment_index_bytes // 8
             or len(segment.time_index) >= config.segment_index_bytes // 12

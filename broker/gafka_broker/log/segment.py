@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import NamedTuple
@@ -64,6 +65,9 @@ class LogSegment:
         self.offset_index = OffsetIndex(directory / (stem + INDEX_SUFFIX), base_offset)
         self.time_index = TimeIndex(directory / (stem + TIME_INDEX_SUFFIX), base_offset)
         self._fd = os.open(self.log_path, os.O_RDWR | os.O_CREAT | os.O_APPEND, 0o644)
+        for index in (self.offset_index, self.time_index):  # Kafka's tools expect all three files
+            index.path.touch(exist_ok=True)
+        self.created_ms = int(time.time() * 1000)
         self.size = os.fstat(self._fd).st_size
         self.next_offset = base_offset
         self.max_timestamp = NO_TIMESTAMP

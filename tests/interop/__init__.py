@@ -1,0 +1,1 @@
+"""Interop tests against Apache Kafka's own code (marker ``kafka_tools``)."""
