@@ -1,0 +1,141 @@
+"""Fetch: ``GET /v1/topics/{topic}/partitions/{partition}/records`` as JSON records or raw batches.
+
+Long polling: when fewer than ``min_bytes`` are available the request parks on the partition and is woken
+by the append that brings enough data (or by ``max_wait_ms``, shutdown or topic deletion). The number of
+parked fetches is capped; one more is answered 429 instead of holding memory without bound.
+"""
+
+from __future__ import annotations
+
+from starlette.requests import Request
+from starlette.responses import Response
+
+from gafka.protocol.record_batch import CorruptRecordError, InvalidRecordError, decode_batches, iter_batches
+from gafka_broker.api.common import BATCH_MEDIA_TYPE, json_response, query_int
+from gafka_broker.broker import Broker
+from gafka_broker.errors import ApiError, ErrorCode
+from gafka_broker.json_codec import RecordFormatError, parse_format, record_to_json
+from gafka_broker.log.errors import OffsetOutOfRangeError
+from gafka_broker.log.partition_log import ReadResult
+from gafka_broker.metrics import LONG_POLLS, topic_metrics
+from gafka_broker.partition import BrokerPartition
+
+__all__ = ["DEFAULT_MAX_BYTES", "DEFAULT_MAX_WAIT_MS", "FetchHandlers"]
+
+DEFAULT_MAX_BYTES = 1024 * 1024
+"""Kafka's max.partition.fetch.bytes."""
+DEFAULT_MAX_WAIT_MS = 500
+"""Kafka's fetch.max.wait.ms."""
+DEFAULT_MIN_BYTES = 1
+"""Kafka's fetch.min.bytes."""
+
+
+def wants_raw(accept: str | None) -> bool:
+    """Raw batches when the client asks for them by media type; JSON otherwise."""
+    if not accept:
+        return False
+    accept = accept.lower()
+    return BATCH_MEDIA_TYPE in accept or "application/octet-stream" in accept
+
+
+class FetchHandlers:
+    """The fetch endpoint, bound to one broker."""
+
+    def __init__(self, broker: Broker) -> None:
+        self.broker = broker
+        self.config = broker.config
+
+    def _read(self, partition: BrokerPartition, offset: int, max_bytes: int) -> ReadResult:
+        """Read for a consumer: valid offsets are ``log_start_offset..high_watermark``."""
+        try:
+            if offset > partition.high_watermark:
+                raise OffsetOutOfRangeError(offset, partition.log_start_offset, partition.log_end_offset)
+            return partition.read(offset, max_bytes)
+        except OffsetOutOfRangeError as exc:
+            high_watermark = partition.high_watermark
+            raise ApiError(
+                ErrorCode.OFFSET_OUT_OF_RANGE,
+                f"offset {offset} is out of range; valid offsets are {exc.log_start_offset}..{high_watermark}",
+                log_start_offset=exc.log_start_offset,
+                high_watermark=high_watermark,
+                log_end_offset=exc.log_end_offset,
+            ) from None
+
+    async def _park(self, partition: BrokerPartition, needed: int, max_wait_ms: int) -> None:
+        broker = self.broker
+        if broker.long_polls >= self.config.max_concurrent_long_polls:
+            raise ApiError(
+                ErrorCode.THROTTLING_QUOTA_EXCEEDED,
+                f"{broker.long_polls} fetches are already waiting for data "
+                f"(max_concurrent_long_polls={self.config.max_concurrent_long_polls}); retry, or use max_wait_ms=0",
+                headers={"retry-after": "1"},
+            )
+        broker.long_polls += 1
+        LONG_POLLS.inc()
+        try:
+            await partition.wait_for_data(needed, max_wait_ms / 1000)
+        finally:
+            broker.long_polls -= 1
+            LONG_POLLS.dec()
+
+    async def fetch(self, request: Request) -> Response:
+        """Records from ``offset``; waits up to ``max_wait_ms`` for ``min_bytes``."""
+        broker = self.broker
+        broker.check_ready()
+        params = request.path_params
+        topic = params["topic"]
+        partition = broker.partition(topic, params["partition"])
+        query = request.query_params
+        offset = query_int(query, "offset", None, -(1 << 63))
+        max_bytes = query_int(query, "max_bytes", DEFAULT_MAX_BYTES, 1, self.config.max_fetch_bytes)
+        min_bytes = min(query_int(query, "min_bytes", DEFAULT_MIN_BYTES, 0), max_bytes)
+        max_wait_ms = query_int(query, "max_wait_ms", DEFAULT_MAX_WAIT_MS, 0, self.config.max_wait_ms)
+        raw = wants_raw(request.headers.get("accept"))
+        try:
+            key_format = parse_format(query.get("key_format"), "key_format")
+            value_format = parse_format(query.get("value_format"), "value_format")
+        except RecordFormatError as exc:
+            raise ApiError(ErrorCode.INVALID_REQUEST, str(exc)) from None
+        result = self._read(partition, offset, max_bytes)
+        if len(result.data) < min_bytes and max_wait_ms > 0 and not broker.stopping:
+            await self._park(partition, min_bytes - len(result.data), max_wait_ms)
+            partition = broker.partition(topic, params["partition"])  # 404 if deleted meanwhile
+            result = self._read(partition, offset, max_bytes)
+        data = result.data
+        high_watermark = partition.high_watermark
+        next_offset = offset
+        batch_records = 0
+        for _position, header in iter_batches(data):
+            batch_records += header.records_count
+            next_offset = max(next_offset, header.next_offset)
+        next_offset = min(next_offset, high_watermark) if data else offset
+        metrics = topic_metrics(topic)
+        metrics.bytes_out.inc(len(data))
+        if raw:
+            metrics.messages_out.inc(batch_records)
+            return Response(
+                data,
+                media_type=BATCH_MEDIA_TYPE,
+                headers={
+                    "gafka-high-watermark": str(high_watermark),
+                    "gafka-log-start-offset": str(result.log_start_offset),
+                    "gafka-next-offset": str(next_offset),
+                },
+            )
+        try:
+            records = [
+                record_to_json(record, key_format, value_format)
+                for record in decode_batches(data)
+                if offset <= record.offset < high_watermark
+            ]
+        except (CorruptRecordError, InvalidRecordError) as exc:
+            raise ApiError(ErrorCode.CORRUPT_MESSAGE, f"stored batch could not be decoded: {exc}", status=500) from None
+        metrics.messages_out.inc(len(records))
+        return json_response(
+            {
+                "records": records,
+                "high_watermark": high_watermark,
+                "log_start_offset": result.log_start_offset,
+                "next_offset": next_offset,
+            }
+        )

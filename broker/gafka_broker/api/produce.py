@@ -1,0 +1,258 @@
+"""Produce: JSON records (``POST /v1/topics/{topic}/records``) and raw batches (``.../partitions/{p}/batches``).
+
+Both validate the whole request before appending anything, so a rejected request writes nothing. JSON
+records are grouped per partition and each group is appended in one call (atomic per partition); a
+failure of one partition's append after validation is reported per record with a 207.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from typing import Any
+
+import orjson
+from starlette.requests import Request
+from starlette.responses import Response
+
+from gafka.partitioner import partition_for_key
+from gafka.protocol.record_batch import CorruptRecordError, InvalidRecordError, iter_batches
+from gafka_broker.api.common import (
+    ACKS_ALL,
+    json_response,
+    parse_acks,
+    read_body,
+    require_binary,
+    require_json,
+)
+from gafka_broker.broker import Broker
+from gafka_broker.errors import ApiError, ErrorCode
+from gafka_broker.json_codec import ProduceRecord, RecordFormatError, encode_batches, parse_produce_body
+from gafka_broker.log.errors import LogError, RecordTooLargeError
+from gafka_broker.log.partition_log import AppendResult
+from gafka_broker.metrics import topic_metrics
+from gafka_broker.partition import BrokerPartition
+
+__all__ = ["ProduceHandlers"]
+
+log = logging.getLogger("gafka.broker.produce")
+
+
+def _append_error(exc: Exception) -> ApiError:
+    """What an append failure means for the client."""
+    if isinstance(exc, RecordTooLargeError):
+        return ApiError(ErrorCode.MESSAGE_TOO_LARGE, str(exc))
+    if isinstance(exc, CorruptRecordError):
+        return ApiError(ErrorCode.CORRUPT_MESSAGE, str(exc))
+    if isinstance(exc, InvalidRecordError):
+        return ApiError(ErrorCode.INVALID_RECORD, str(exc))
+    return ApiError(ErrorCode.KAFKA_STORAGE_ERROR, f"the log could not store the records: {exc}")
+
+
+class ProduceHandlers:
+    """The two produce endpoints, bound to one broker."""
+
+    def __init__(self, broker: Broker) -> None:
+        self.broker = broker
+        self.config = broker.config
+        self._background: set[asyncio.Task[None]] = set()
+
+    # -- shared --------------------------------------------------------------------------------------
+    def _check_acks(self, acks: int, partitions: list[BrokerPartition], min_isr: int) -> None:
+        if acks != ACKS_ALL:
+            return
+        for partition in partitions:
+            if len(partition.isr) < min_isr:
+                raise ApiError(
+                    ErrorCode.NOT_ENOUGH_REPLICAS,
+                    f"acks=all needs min.insync.replicas={min_isr} in-sync replicas; partition "
+                    f"{partition.partition} of {partition.topic!r} has {len(partition.isr)}",
+                )
+
+    async def _durable(self, acks: int, partitions: list[BrokerPartition]) -> None:
+        """Wait for the fsync the topic's ``flush.messages`` asks for; with acks=0 let it run on its own."""
+        committer = self.broker.committer
+        if committer is None:
+            return
+        if acks == 0:
+            for partition in partitions:
+                task = asyncio.get_running_loop().create_task(committer.after_append(partition.log))
+                self._background.add(task)
+                task.add_done_callback(self._background_done)
+            return
+        if len(partitions) == 1:
+            await committer.after_append(partitions[0].log)
+        else:
+            await asyncio.gather(*(committer.after_append(partition.log) for partition in partitions))
+
+    def _background_done(self, task: asyncio.Task[None]) -> None:
+        self._background.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            log.error("event=background_flush_failed error=%r", str(task.exception()))
+
+    # -- JSON ----------------------------------------------------------------------------------------
+    async def produce_records(self, request: Request) -> Response:
+        """``POST /v1/topics/{topic}/records``."""
+        broker = self.broker
+        broker.check_ready()
+        require_json(request)
+        topic = request.path_params["topic"]
+        acks = parse_acks(request)
+        body = await read_body(request, self.config.max_request_bytes)
+        try:
+            document = orjson.loads(body)
+        except orjson.JSONDecodeError as exc:
+            raise ApiError(ErrorCode.INVALID_REQUEST, f"the body is not valid JSON: {exc}") from None
+        try:
+            records = parse_produce_body(document, max_records=self.config.max_records_per_request)
+        except RecordFormatError as exc:
+            raise self._format_error(exc) from None
+        partitions = broker.topic_partitions(topic, auto_create=True)
+        topic_config = broker.topic_config(topic)
+        groups = self._assign(topic, records, len(partitions))
+        targets = [partitions[index] for index in groups]
+        self._check_acks(acks, targets, topic_config.min_insync_replicas)
+        now = int(time.time() * 1000)
+        payloads: list[tuple[BrokerPartition, list[int], bytes]] = []
+        for target, indices in zip(targets, groups.values(), strict=True):
+            try:
+                data = encode_batches([records[i] for i in indices], indices, topic_config.max_message_bytes, now)
+            except RecordFormatError as exc:
+                raise self._format_error(exc) from None
+            payloads.append((target, indices, data))
+        return await self._append_json(topic, acks, records, payloads, now)
+
+    @staticmethod
+    def _format_error(exc: RecordFormatError) -> ApiError:
+        extra: dict[str, Any] = {} if exc.record_index is None else {"record_index": exc.record_index}
+        return ApiError(ErrorCode(exc.code), str(exc), **extra)
+
+    def _assign(self, topic: str, records: list[ProduceRecord], count: int) -> dict[int, list[int]]:
+        """Partition of each record: its own, else murmur2 of its key, else round-robin."""
+        groups: dict[int, list[int]] = {}
+        for index, record in enumerate(records):
+            partition = record.partition
+            if partition is None:
+                if record.key is not None:
+                    partition = partition_for_key(record.key, count)
+                else:
+                    partition = self.broker.spread_partition(topic, count)
+            elif partition >= count:
+                raise ApiError(
+                    ErrorCode.UNKNOWN_TOPIC_OR_PARTITION,
+                    f"record {index}: topic {topic!r} has no partition {partition}; it has 0..{count - 1}",
+                    record_index=index,
+                )
+            group = groups.get(partition)
+            if group is None:
+                groups[partition] = [index]
+            else:
+                group.append(index)
+        return groups
+
+    async def _append_json(
+        self,
+        topic: str,
+        acks: int,
+        records: list[ProduceRecord],
+        payloads: list[tuple[BrokerPartition, list[int], bytes]],
+        now: int,
+    ) -> Response:
+        offsets: list[dict[str, Any] | None] = [None] * len(records)
+        failures: list[tuple[int, list[int], ApiError]] = []
+        appended: list[tuple[BrokerPartition, list[int]]] = []
+        metrics = topic_metrics(topic)
+        for target, indices, data in payloads:
+            try:
+                result = target.append(data, now_ms=now)
+            except (CorruptRecordError, InvalidRecordError, LogError, OSError) as exc:
+                error = _append_error(exc)
+                failures.append((target.partition, indices, error))
+                metrics.produce_failures.inc(len(indices))
+                log.warning(
+                    "event=append_failed topic=%s partition=%d error_code=%s error=%r",
+                    topic,
+                    target.partition,
+                    error.code.value,
+                    error.message,
+                )
+                continue
+            appended.append((target, indices))
+            metrics.bytes_in.inc(result.size)
+            metrics.messages_in.inc(result.record_count)
+            self._fill_offsets(offsets, records, indices, target.partition, result, now)
+        try:
+            await self._durable(acks, [target for target, _ in appended])
+        except (LogError, OSError) as exc:
+            error = ApiError(ErrorCode.KAFKA_STORAGE_ERROR, f"the records were appended but not flushed: {exc}")
+            failures.extend((target.partition, indices, error) for target, indices in appended)
+        if not failures:
+            return json_response({"offsets": offsets})
+        for partition, indices, error in failures:
+            body = {"partition": partition, **error.body()}
+            for index in indices:
+                offsets[index] = body
+        if sum(len(indices) for _, indices, _ in failures) == len(records):
+            first = failures[0][2]
+            return json_response({**first.body(), "offsets": offsets}, status=first.status)
+        return json_response({"offsets": offsets}, status=207)
+
+    @staticmethod
+    def _fill_offsets(
+        offsets: list[dict[str, Any] | None],
+        records: list[ProduceRecord],
+        indices: list[int],
+        partition: int,
+        result: AppendResult,
+        now: int,
+    ) -> None:
+        base = result.base_offset
+        log_append_time = result.log_append_time
+        for position, index in enumerate(indices):
+            if log_append_time >= 0:
+                timestamp = log_append_time
+            else:
+                record_timestamp = records[index].timestamp
+                timestamp = now if record_timestamp is None else record_timestamp
+            offsets[index] = {"partition": partition, "offset": base + position, "timestamp": timestamp}
+
+    # -- binary --------------------------------------------------------------------------------------
+    async def produce_batches(self, request: Request) -> Response:
+        """``POST /v1/topics/{topic}/partitions/{partition}/batches``: append the SDK's batches as they are."""
+        broker = self.broker
+        broker.check_ready()
+        require_binary(request)
+        params = request.path_params
+        target = broker.partition(params["topic"], params["partition"], auto_create=True)
+        acks = parse_acks(request)
+        self._check_acks(acks, [target], broker.topic_config(target.topic).min_insync_replicas)
+        body = await read_body(request, self.config.max_request_bytes)
+        if not body:
+            raise ApiError(ErrorCode.INVALID_REQUEST, "the body holds no record batch")
+        limit = self.config.max_records_per_request
+        count = 0
+        for _position, header in iter_batches(body):
+            count += header.records_count
+        if count > limit:
+            raise ApiError(ErrorCode.RECORD_LIST_TOO_LARGE, f"{count} records in one request; the limit is {limit}")
+        try:
+            result = target.append(body)
+        except (CorruptRecordError, InvalidRecordError, LogError, OSError) as exc:
+            raise _append_error(exc) from None
+        metrics = topic_metrics(target.topic)
+        metrics.bytes_in.inc(result.size)
+        metrics.messages_in.inc(result.record_count)
+        try:
+            await self._durable(acks, [target])
+        except (LogError, OSError) as exc:
+            raise ApiError(ErrorCode.KAFKA_STORAGE_ERROR, f"the records were appended but not flushed: {exc}") from None
+        return json_response(
+            {
+                "partition": target.partition,
+                "base_offset": result.base_offset,
+                "last_offset": result.last_offset,
+                "record_count": result.record_count,
+                "log_append_time": result.log_append_time,
+            }
+        )

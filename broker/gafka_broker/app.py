@@ -1,0 +1,167 @@
+"""The Starlette application: the route table, and a lifespan that recovers the logs and runs the upkeep.
+
+Recovery runs in a thread after the server starts listening, so ``/healthz`` answers and ``/readyz`` says
+503 while a big log is being scanned; every data endpoint answers ``BROKER_NOT_AVAILABLE`` until then.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+
+from starlette.applications import Starlette
+from starlette.routing import Route
+
+from gafka_broker.api.common import Endpoint, timed
+from gafka_broker.api.fetch import FetchHandlers
+from gafka_broker.api.offsets import OffsetHandlers
+from gafka_broker.api.ops import OpsHandlers
+from gafka_broker.api.produce import ProduceHandlers
+from gafka_broker.api.topics import TopicHandlers
+from gafka_broker.broker import Broker
+from gafka_broker.config import BrokerConfig
+from gafka_broker.errors import exception_handlers
+from gafka_broker.log.group_commit import GroupCommitter
+from gafka_broker.log.manager import LogManager
+from gafka_broker.metadata import LocalTopicRegistry, load_or_create_meta
+from gafka_broker.metrics import PARTITIONS
+
+__all__ = ["build_broker", "create_app", "route_table"]
+
+log = logging.getLogger("gafka.broker")
+
+FatalHandler = Callable[[BaseException], None]
+
+
+def build_broker(config: BrokerConfig, url: str) -> Broker:
+    """The broker of ``config.data_dir``: identity checked, topic registry loaded, logs not yet opened."""
+    config.data_dir.mkdir(parents=True, exist_ok=True)
+    meta = load_or_create_meta(config.data_dir, config.broker_id, config.cluster_id)
+    return Broker(config, meta, LocalTopicRegistry(config.data_dir), LogManager(config.data_dir), url=url)
+
+
+def route_table(broker: Broker) -> list[tuple[str, str, Endpoint]]:
+    """Every endpoint as (path, method, handler); docs/api.md and openapi.py describe the same list."""
+    ops = OpsHandlers(broker)
+    topics = TopicHandlers(broker)
+    produce = ProduceHandlers(broker)
+    fetch = FetchHandlers(broker)
+    offsets = OffsetHandlers(broker)
+    partition = "/v1/topics/{topic}/partitions/{partition}"
+    return [
+        ("/v1/cluster", "GET", ops.cluster),
+        ("/v1/topics", "GET", topics.list),
+        ("/v1/topics", "POST", topics.create),
+        ("/v1/topics/{topic}", "GET", topics.describe),
+        ("/v1/topics/{topic}", "PATCH", topics.alter),
+        ("/v1/topics/{topic}", "DELETE", topics.delete),
+        ("/v1/topics/{topic}/records", "POST", produce.produce_records),
+        (f"{partition}/batches", "POST", produce.produce_batches),
+        (f"{partition}/records", "GET", fetch.fetch),
+        (f"{partition}/offsets", "GET", offsets.offsets),
+        ("/metrics", "GET", ops.metrics),
+        ("/healthz", "GET", ops.healthz),
+        ("/readyz", "GET", ops.readyz),
+        ("/openapi.json", "GET", ops.openapi),
+    ]
+
+
+class _Runtime:
+    """Recovery, the periodic upkeep of the logs, and the orderly stop."""
+
+    def __init__(self, broker: Broker, on_fatal: FatalHandler | None) -> None:
+        self.broker = broker
+        self.on_fatal = on_fatal
+        self.recovered = False
+        self._stop = asyncio.Event()
+        self._tasks: list[asyncio.Task[None]] = []
+        self._recovery: asyncio.Task[None] | None = None
+
+    async def start(self) -> None:
+        self.broker.committer = GroupCommitter()
+        PARTITIONS.source = self.broker.partitions
+        self._recovery = asyncio.get_running_loop().create_task(self._recover())
+
+    async def _recover(self) -> None:
+        broker = self.broker
+        try:
+            await asyncio.to_thread(broker.recover)
+        except Exception as exc:
+            log.critical("event=recovery_failed error=%r", str(exc), exc_info=exc)
+            if self.on_fatal is not None:
+                self.on_fatal(exc)
+            return
+        self.recovered = True
+        if broker.stopping:
+            return
+        broker.ready = True
+        log.info(
+            "event=ready url=%s broker_id=%d cluster_id=%s", broker.url, broker.meta.broker_id, broker.meta.cluster_id
+        )
+        manager = broker.log_manager
+        config = broker.config
+        self._every("retention", config.retention_check_interval_ms, manager.maintenance, threaded=False)
+        self._every("flush", config.flush_check_interval_ms, manager.flush_due, threaded=True)
+        self._every("checkpoint", config.checkpoint_interval_ms, lambda _now: manager.checkpoint(), threaded=True)
+
+    def _every(self, name: str, interval_ms: int, job: Callable[[int], None], *, threaded: bool) -> None:
+        """Run ``job(now_ms)`` every ``interval_ms`` until stopped; a failing run is logged, not fatal."""
+
+        async def loop() -> None:
+            while True:
+                try:
+                    await asyncio.wait_for(self._stop.wait(), interval_ms / 1000)
+                    return
+                except TimeoutError:
+                    pass
+                now_ms = int(time.time() * 1000)
+                try:
+                    if threaded:
+                        await asyncio.to_thread(job, now_ms)
+                    else:
+                        job(now_ms)
+                except Exception as exc:
+                    log.error("event=upkeep_failed job=%s error=%r", name, str(exc), exc_info=exc)
+
+        self._tasks.append(asyncio.get_running_loop().create_task(loop(), name=f"gafka-{name}"))
+
+    async def stop(self) -> None:
+        """After the server drained: stop upkeep, finish fsyncs, then flush, checkpoint and mark clean."""
+        broker = self.broker
+        broker.begin_shutdown()
+        self._stop.set()
+        if self._recovery is not None:
+            await self._recovery  # a recovery thread cannot be interrupted; a half-recovered log is never marked clean
+        if self._tasks:
+            await asyncio.gather(*self._tasks, return_exceptions=True)
+        broker.ready = False
+        if broker.committer is not None:
+            await broker.committer.close()
+        if self.recovered:
+            await asyncio.to_thread(broker.log_manager.shutdown)
+            log.info("event=clean_shutdown data_dir=%s", broker.config.data_dir)
+        PARTITIONS.source = tuple
+
+
+def create_app(broker: Broker, *, on_fatal: FatalHandler | None = None) -> Starlette:
+    """The ASGI application serving ``broker``; ``on_fatal`` is called if recovery fails."""
+    routes = [
+        Route(path, timed(path, method, handler), methods=[method], include_in_schema=False)
+        for path, method, handler in route_table(broker)
+    ]
+
+    @asynccontextmanager
+    async def lifespan(_app: Starlette) -> AsyncIterator[None]:
+        runtime = _Runtime(broker, on_fatal)
+        await runtime.start()
+        try:
+            yield
+        finally:
+            await runtime.stop()
+
+    app = Starlette(routes=routes, exception_handlers=exception_handlers, lifespan=lifespan)
+    app.state.broker = broker
+    return app

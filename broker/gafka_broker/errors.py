@@ -1,0 +1,158 @@
+"""API error codes (named after Kafka's where one exists), their HTTP statuses, and the one exception type.
+
+Every error the API returns is ``{"error_code": "NAME", "message": "...", ...extra}``. Handlers raise
+:class:`ApiError`; the Starlette exception handlers below turn it, and anything Starlette itself raises,
+into that body, so no client ever sees an HTML page or a bare 500 for its own mistake.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from enum import StrEnum
+from typing import Any
+
+import orjson
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import Response
+
+__all__ = ["ApiError", "ErrorCode", "error_body", "error_response", "exception_handlers"]
+
+log = logging.getLogger("gafka.broker.http")
+
+
+class ErrorCode(StrEnum):
+    """Error names; :attr:`status` is the HTTP status each is answered with."""
+
+    INVALID_REQUEST = "INVALID_REQUEST"
+    INVALID_TOPIC_EXCEPTION = "INVALID_TOPIC_EXCEPTION"
+    INVALID_CONFIG = "INVALID_CONFIG"
+    INVALID_PARTITIONS = "INVALID_PARTITIONS"
+    INVALID_REPLICATION_FACTOR = "INVALID_REPLICATION_FACTOR"
+    CORRUPT_MESSAGE = "CORRUPT_MESSAGE"
+    INVALID_RECORD = "INVALID_RECORD"
+    INVALID_TIMESTAMP = "INVALID_TIMESTAMP"
+    UNKNOWN_TOPIC_OR_PARTITION = "UNKNOWN_TOPIC_OR_PARTITION"
+    NOT_FOUND = "NOT_FOUND"
+    METHOD_NOT_ALLOWED = "METHOD_NOT_ALLOWED"
+    TOPIC_ALREADY_EXISTS = "TOPIC_ALREADY_EXISTS"
+    MESSAGE_TOO_LARGE = "MESSAGE_TOO_LARGE"
+    RECORD_LIST_TOO_LARGE = "RECORD_LIST_TOO_LARGE"
+    UNSUPPORTED_MEDIA_TYPE = "UNSUPPORTED_MEDIA_TYPE"
+    OFFSET_OUT_OF_RANGE = "OFFSET_OUT_OF_RANGE"
+    THROTTLING_QUOTA_EXCEEDED = "THROTTLING_QUOTA_EXCEEDED"
+    UNKNOWN_SERVER_ERROR = "UNKNOWN_SERVER_ERROR"
+    KAFKA_STORAGE_ERROR = "KAFKA_STORAGE_ERROR"
+    NOT_ENOUGH_REPLICAS = "NOT_ENOUGH_REPLICAS"
+    BROKER_NOT_AVAILABLE = "BROKER_NOT_AVAILABLE"
+
+    @property
+    def status(self) -> int:
+        return HTTP_STATUS[self]
+
+
+HTTP_STATUS: Mapping[ErrorCode, int] = {
+    ErrorCode.INVALID_REQUEST: 400,
+    ErrorCode.INVALID_TOPIC_EXCEPTION: 400,
+    ErrorCode.INVALID_CONFIG: 400,
+    ErrorCode.INVALID_PARTITIONS: 400,
+    ErrorCode.INVALID_REPLICATION_FACTOR: 400,
+    ErrorCode.CORRUPT_MESSAGE: 400,
+    ErrorCode.INVALID_RECORD: 400,
+    ErrorCode.INVALID_TIMESTAMP: 400,
+    ErrorCode.UNKNOWN_TOPIC_OR_PARTITION: 404,
+    ErrorCode.NOT_FOUND: 404,
+    ErrorCode.METHOD_NOT_ALLOWED: 405,
+    ErrorCode.TOPIC_ALREADY_EXISTS: 409,
+    ErrorCode.MESSAGE_TOO_LARGE: 413,
+    ErrorCode.RECORD_LIST_TOO_LARGE: 413,
+    ErrorCode.UNSUPPORTED_MEDIA_TYPE: 415,
+    ErrorCode.OFFSET_OUT_OF_RANGE: 416,
+    ErrorCode.THROTTLING_QUOTA_EXCEEDED: 429,
+    ErrorCode.UNKNOWN_SERVER_ERROR: 500,
+    ErrorCode.KAFKA_STORAGE_ERROR: 500,
+    ErrorCode.NOT_ENOUGH_REPLICAS: 503,
+    ErrorCode.BROKER_NOT_AVAILABLE: 503,
+}
+"""The HTTP status of every code (the table in docs/api.md)."""
+
+_BY_STATUS = {
+    400: ErrorCode.INVALID_REQUEST,
+    404: ErrorCode.NOT_FOUND,
+    405: ErrorCode.METHOD_NOT_ALLOWED,
+    413: ErrorCode.RECORD_LIST_TOO_LARGE,
+    415: ErrorCode.UNSUPPORTED_MEDIA_TYPE,
+    429: ErrorCode.THROTTLING_QUOTA_EXCEEDED,
+    503: ErrorCode.BROKER_NOT_AVAILABLE,
+}
+
+
+class ApiError(Exception):
+    """A request the broker answers with an error body; ``extra`` fields join ``error_code`` and ``message``."""
+
+    def __init__(
+        self,
+        code: ErrorCode,
+        message: str,
+        *,
+        status: int | None = None,
+        headers: Mapping[str, str] | None = None,
+        **extra: Any,
+    ) -> None:
+        super().__init__(message)
+        self.code = code
+        self.status = code.status if status is None else status
+        self.message = message
+        self.headers = headers
+        self.extra = extra
+
+    def body(self) -> dict[str, Any]:
+        return error_body(self.code, self.message, **self.extra)
+
+    def response(self) -> Response:
+        return error_response(self.status, self.body(), self.headers)
+
+
+def error_body(code: ErrorCode, message: str, **extra: Any) -> dict[str, Any]:
+    """The JSON object of one error, also used for per-record errors inside a 207."""
+    body: dict[str, Any] = {"error_code": code.value, "message": message}
+    body.update(extra)
+    return body
+
+
+def error_response(status: int, body: Mapping[str, Any], headers: Mapping[str, str] | None = None) -> Response:
+    return Response(orjson.dumps(body), status_code=status, headers=headers, media_type="application/json")
+
+
+async def _api_error(_request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, ApiError)
+    return exc.response()
+
+
+async def _http_exception(_request: Request, exc: Exception) -> Response:
+    """Starlette's own errors (no such route, wrong method) in our error format."""
+    assert isinstance(exc, HTTPException)
+    code = _BY_STATUS.get(exc.status_code, ErrorCode.INVALID_REQUEST)
+    if exc.status_code >= 500:
+        code = ErrorCode.UNKNOWN_SERVER_ERROR
+    return error_response(exc.status_code, error_body(code, str(exc.detail)), exc.headers)
+
+
+async def _unexpected(request: Request, exc: Exception) -> Response:
+    log.error(
+        "event=unhandled_error method=%s path=%s error=%s",
+        request.method,
+        request.url.path,
+        type(exc).__name__,
+        exc_info=exc,
+    )
+    return error_response(500, error_body(ErrorCode.UNKNOWN_SERVER_ERROR, "internal error; see the broker log"))
+
+
+exception_handlers: dict[Any, Any] = {
+    ApiError: _api_error,
+    HTTPException: _http_exception,
+    Exception: _unexpected,
+}
+"""Pass to ``Starlette(exception_handlers=...)``."""

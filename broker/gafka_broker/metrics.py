@@ -1,0 +1,105 @@
+"""Prometheus metrics of the HTTP layer, in the default registry next to the log's own.
+
+Hot paths touch pre-bound children (:class:`TopicMetrics`, one per topic; one histogram child per route)
+so a request pays a couple of increments, not label lookups. Per-partition offsets are read at scrape
+time by a collector instead of being updated on every append.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Callable, Iterable, Iterator
+from typing import TYPE_CHECKING
+
+from prometheus_client import REGISTRY, Counter, Gauge, Histogram
+from prometheus_client.core import GaugeMetricFamily, Metric
+from prometheus_client.registry import Collector
+
+if TYPE_CHECKING:
+    from gafka_broker.partition import BrokerPartition
+
+__all__ = [
+    "HTTP_ERRORS",
+    "LONG_POLLS",
+    "PARTITIONS",
+    "REQUEST_LATENCY",
+    "TopicMetrics",
+    "forget_topic",
+    "topic_metrics",
+]
+
+REQUEST_LATENCY = Histogram(
+    "gafka_http_request_duration_seconds",
+    "Time to answer an HTTP request, by route (long polls include their wait).",
+    ["route", "method"],
+    buckets=(0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0),
+)
+HTTP_ERRORS = Counter(
+    "gafka_http_errors", "Requests answered with an error, by route and error code.", ["route", "error_code"]
+)
+BYTES_IN = Counter("gafka_topic_bytes_in", "Record-batch bytes appended, by topic.", ["topic"])
+BYTES_OUT = Counter("gafka_topic_bytes_out", "Record-batch bytes fetched, by topic.", ["topic"])
+MESSAGES_IN = Counter("gafka_topic_messages_in", "Records appended, by topic.", ["topic"])
+MESSAGES_OUT = Counter("gafka_topic_messages_out", "Records fetched, by topic.", ["topic"])
+LONG_POLLS = Gauge("gafka_fetch_long_polls", "Fetches parked waiting for data right now.")
+PRODUCE_FAILURES = Counter(
+    "gafka_produce_record_failures", "Records rejected at append time (after validation), by topic.", ["topic"]
+)
+
+
+class TopicMetrics:
+    """The per-topic counter children, bound once."""
+
+    __slots__ = ("bytes_in", "bytes_out", "messages_in", "messages_out", "produce_failures")
+
+    def __init__(self, topic: str) -> None:
+        self.bytes_in = BYTES_IN.labels(topic)
+        self.bytes_out = BYTES_OUT.labels(topic)
+        self.messages_in = MESSAGES_IN.labels(topic)
+        self.messages_out = MESSAGES_OUT.labels(topic)
+        self.produce_failures = PRODUCE_FAILURES.labels(topic)
+
+
+_TOPICS: dict[str, TopicMetrics] = {}
+
+
+def topic_metrics(topic: str) -> TopicMetrics:
+    metrics = _TOPICS.get(topic)
+    if metrics is None:
+        metrics = _TOPICS[topic] = TopicMetrics(topic)
+    return metrics
+
+
+def forget_topic(topic: str) -> None:
+    """Drop a deleted topic's series so /metrics does not report it forever."""
+    if _TOPICS.pop(topic, None) is None:
+        return
+    for counter in (BYTES_IN, BYTES_OUT, MESSAGES_IN, MESSAGES_OUT, PRODUCE_FAILURES):
+        with contextlib.suppress(KeyError):
+            counter.remove(topic)
+
+
+class PartitionCollector(Collector):
+    """Offsets and sizes of every partition, read when Prometheus scrapes."""
+
+    def __init__(self) -> None:
+        self.source: Callable[[], Iterable[BrokerPartition]] = tuple
+
+    def collect(self) -> Iterator[Metric]:
+        labels = ["topic", "partition"]
+        end = GaugeMetricFamily("gafka_partition_log_end_offset", "Next offset to be assigned.", labels=labels)
+        start = GaugeMetricFamily("gafka_partition_log_start_offset", "First offset still stored.", labels=labels)
+        high = GaugeMetricFamily("gafka_partition_high_watermark", "Last committed offset + 1.", labels=labels)
+        size = GaugeMetricFamily("gafka_partition_size_bytes", "Bytes of the partition's segments.", labels=labels)
+        for partition in self.source():
+            values = [partition.topic, str(partition.partition)]
+            log = partition.log
+            end.add_metric(values, log.log_end_offset)
+            start.add_metric(values, log.log_start_offset)
+            high.add_metric(values, partition.high_watermark)
+            size.add_metric(values, log.size_bytes)
+        yield from (end, start, high, size)
+
+
+PARTITIONS = PartitionCollector()
+REGISTRY.register(PARTITIONS)
