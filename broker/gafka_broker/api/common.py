@@ -19,8 +19,10 @@ __all__ = [
     "Endpoint",
     "json_response",
     "parse_acks",
+    "query_bool",
     "query_int",
     "read_body",
+    "read_json_object",
     "require_binary",
     "require_json",
     "timed",
@@ -67,7 +69,7 @@ def require_binary(request: Request) -> None:
         )
 
 
-async def read_body(request: Request, limit: int) -> bytes:
+async def read_body(request: Request, limit: int) -> bytes | bytearray:
     """The whole body, refusing (413, connection closed) as soon as it exceeds ``limit`` bytes.
 
     Nothing past the limit is buffered: a declared Content-Length over the limit is refused before
@@ -104,7 +106,42 @@ async def read_body(request: Request, limit: int) -> bytes:
         chunks.append(chunk)
     if len(chunks) == 1:
         return chunks[0]
-    return b"".join(chunks)
+    body = bytearray()  # one copy, and a buffer the log can stamp offsets into without copying again
+    for chunk in chunks:
+        body += chunk
+    return body
+
+
+async def read_json_object(request: Request, allowed: frozenset[str], limit: int) -> dict[str, Any]:
+    """A JSON object body of at most ``limit`` bytes whose fields are all in ``allowed``."""
+    require_json(request)
+    body = await read_body(request, limit)
+    try:
+        document = orjson.loads(body)
+    except orjson.JSONDecodeError as exc:
+        raise ApiError(ErrorCode.INVALID_REQUEST, f"the body is not valid JSON: {exc}") from None
+    if not isinstance(document, dict):
+        raise ApiError(ErrorCode.INVALID_REQUEST, "the body must be a JSON object")
+    unknown = set(document) - allowed
+    if unknown:
+        raise ApiError(
+            ErrorCode.INVALID_REQUEST,
+            f"unknown fields {', '.join(sorted(unknown))}; expected {', '.join(sorted(allowed))}",
+        )
+    return document
+
+
+def query_bool(params: QueryParams, name: str, default: bool) -> bool:
+    """``true``/``false`` (also ``1``/``0``); anything else is a 400."""
+    raw = params.get(name)
+    if raw is None or raw == "":
+        return default
+    text = raw.strip().lower()
+    if text in ("true", "1"):
+        return True
+    if text in ("false", "0"):
+        return False
+    raise ApiError(ErrorCode.INVALID_REQUEST, f"query parameter {name} must be true or false, got {raw!r}")
 
 
 def query_int(params: QueryParams, name: str, default: int | None, minimum: int, maximum: int | None = None) -> int:

@@ -128,9 +128,12 @@ class PartitionLog:
     def append_as_leader(
         self, data: bytes | bytearray | memoryview, *, leader_epoch: int = 0, now_ms: int | None = None
     ) -> AppendResult:
-        """Validate every batch, assign offsets from the log end, stamp the epoch (and LogAppendTime)."""
+        """Validate every batch, assign offsets from the log end, stamp the epoch (and LogAppendTime).
+
+        A ``bytearray`` is stamped in place (the caller hands its buffer over); other buffers are copied.
+        """
         headers = self._validate(data, check_content=True)
-        buffer = bytearray(data)
+        buffer = data if isinstance(data, bytearray) else bytearray(data)
         next_offset = self.log_end_offset
         log_append = self.config.message_timestamp_type is TimestampType.LOG_APPEND_TIME
         now = _now_ms() if now_ms is None else now_ms
