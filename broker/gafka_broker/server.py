@@ -93,6 +93,8 @@ def run(config: BrokerConfig, *, announce: Callable[[str], None] | None = None) 
                     access_log=config.log_level == "debug",  # one line per request: never at info
                     log_config=None,
                     server_header=False,
+                    date_header=False,
+                    proxy_headers=False,  # no X-Forwarded-* rewriting: saves a middleware on every request
                     limit_concurrency=config.max_connections,
                     timeout_graceful_shutdown=max(1, -(-config.shutdown_timeout_ms // 1000)),
                     backlog=2048,
