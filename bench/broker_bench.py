@@ -45,7 +45,10 @@ class Broker:
         self.port = _free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "gafka.cli.main", "broker", "--data-dir", str(data_dir), "--listen", f"127.0.0.1:{self.port}"],
+            [
+                *(sys.executable, "-m", "gafka.cli.main", "broker"),
+                *("--data-dir", str(data_dir), "--listen", f"127.0.0.1:{self.port}"),
+            ],
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
         )
@@ -127,7 +130,7 @@ def wrk(url: str, script: str, seconds: int, connections: int, threads: int = 1)
             check=True,
         ).stdout
     finally:
-        os.unlink(path)
+        Path(path).unlink()
     rps = float(re.search(r"Requests/sec:\s+([\d.]+)", output).group(1))  # type: ignore[union-attr]
     non2xx = re.search(r"Non-2xx or 3xx responses:\s+(\d+)", output)
     errors = re.search(r"Socket errors: (.*)", output)
@@ -180,7 +183,7 @@ f:close()
     try:
         result = wrk(url, script, seconds, connections)
     finally:
-        os.unlink(batch_path)
+        Path(batch_path).unlink()
     result["msg_per_s"] = result["requests_per_s"] * records
     result["mb_per_s"] = result["requests_per_s"] * len(batch) / 1e6
     return result
@@ -193,7 +196,8 @@ async def _e2e(url: str, rate: int, seconds: int, per_batch: int) -> dict[str, f
     create_topic(url, "bench-e2e", 1)
     latencies: list[float] = []
     total = rate * seconds
-    start_offset = httpx.get(f"{url}/v1/topics/bench-e2e/partitions/0/offsets?at=latest").json()["offset"]
+    offsets_url = f"{url}/v1/topics/bench-e2e/partitions/0/offsets?at=latest"
+    start_offset = (await asyncio.to_thread(httpx.get, offsets_url)).json()["offset"]
     consumer_connection = await RawHTTP.connect(url)
     accept = f"Accept: {BATCH_MEDIA_TYPE}\r\n"
 
