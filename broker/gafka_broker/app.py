@@ -1,12 +1,14 @@
-"""The Starlette application: the route table, and a lifespan that recovers the logs and runs the upkeep.
+"""The Starlette application: the route table, and a lifespan that joins the cluster and runs the upkeep.
 
-Recovery runs in a thread after the server starts listening, so ``/healthz`` answers and ``/readyz`` says
-503 while a big log is being scanned; every data endpoint answers ``BROKER_NOT_AVAILABLE`` until then.
+Start-up runs after the server starts listening, so ``/healthz`` answers and ``/readyz`` says 503 while
+the broker reads the cluster metadata, recovers its logs (in a thread) and registers with the controller;
+every data endpoint answers ``BROKER_NOT_AVAILABLE`` until then.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 from collections.abc import AsyncIterator, Callable
@@ -17,30 +19,59 @@ from starlette.routing import Route
 
 from gafka_broker.api.common import Endpoint, timed
 from gafka_broker.api.fetch import FetchHandlers
+from gafka_broker.api.groups import GroupHandlers
 from gafka_broker.api.offsets import OffsetHandlers
 from gafka_broker.api.ops import OpsHandlers
 from gafka_broker.api.produce import ProduceHandlers
+from gafka_broker.api.replication import ReplicationHandlers
 from gafka_broker.api.topics import TopicHandlers
 from gafka_broker.broker import Broker
 from gafka_broker.config import BrokerConfig
+from gafka_broker.controller.client import LocalControllerClient, RemoteControllerClient
+from gafka_broker.controller.controller import Controller, ControllerSettings
+from gafka_broker.controller.service import ControllerService
+from gafka_broker.controller.store import FileMetadataStore
 from gafka_broker.errors import exception_handlers
 from gafka_broker.log.group_commit import GroupCommitter
 from gafka_broker.log.manager import LogManager
-from gafka_broker.metadata import LocalTopicRegistry, load_or_create_meta
-from gafka_broker.metrics import PARTITIONS
+from gafka_broker.metadata import META_FILE, BrokerMeta, load_or_create_meta
+from gafka_broker.metrics import GROUPS, PARTITIONS
+from gafka_broker.replication.bootstrap import CLUSTER_METADATA_FILE, import_topic_registry
+from gafka_broker.replication.metrics import REPLICATION
 
 __all__ = ["build_broker", "create_app", "route_table"]
 
 log = logging.getLogger("gafka.broker")
 
+GROUP_EXPIRY_INTERVAL_MS = 500
+"""How often members past their session or rebalance timeout are removed."""
+
+CONTROLLER_TICK_MS = 200
+"""How often a broker that is its own controller checks heartbeats and elects leaders."""
+
 FatalHandler = Callable[[BaseException], None]
 
 
 def build_broker(config: BrokerConfig, url: str) -> Broker:
-    """The broker of ``config.data_dir``: identity checked, topic registry loaded, logs not yet opened."""
+    """The broker of ``config.data_dir``, with its controller (in process, or a client of a remote one);
+    identity checked, logs not yet opened."""
     config.data_dir.mkdir(parents=True, exist_ok=True)
+    log_manager = LogManager(config.data_dir)
+    if config.controller_url is not None:
+        if (config.data_dir / META_FILE).exists():
+            meta = load_or_create_meta(config.data_dir, config.broker_id, config.cluster_id)
+        else:  # written on start-up, with the cluster id the controller has
+            meta = BrokerMeta(config.broker_id, config.cluster_id or "")
+        return Broker(config, meta, log_manager, RemoteControllerClient(config.controller_url), url=url)
     meta = load_or_create_meta(config.data_dir, config.broker_id, config.cluster_id)
-    return Broker(config, meta, LocalTopicRegistry(config.data_dir), LogManager(config.data_dir), url=url)
+    store = FileMetadataStore(config.data_dir / CLUSTER_METADATA_FILE)
+    import_topic_registry(store, config.data_dir, meta)
+    controller = Controller(
+        store, ControllerSettings(broker_session_timeout_ms=config.broker_session_timeout_ms), meta.cluster_id
+    )
+    service = ControllerService(controller, tick_ms=CONTROLLER_TICK_MS)
+    client = LocalControllerClient(controller, service.watch)
+    return Broker(config, meta, log_manager, client, url=url, controller_service=service)
 
 
 def route_table(broker: Broker) -> list[tuple[str, str, Endpoint]]:
@@ -50,6 +81,8 @@ def route_table(broker: Broker) -> list[tuple[str, str, Endpoint]]:
     produce = ProduceHandlers(broker)
     fetch = FetchHandlers(broker)
     offsets = OffsetHandlers(broker)
+    groups = GroupHandlers(broker)
+    replication = ReplicationHandlers(broker)
     partition = "/v1/topics/{topic}/partitions/{partition}"
     return [
         ("/v1/cluster", "GET", ops.cluster),
@@ -62,6 +95,16 @@ def route_table(broker: Broker) -> list[tuple[str, str, Endpoint]]:
         (f"{partition}/batches", "POST", produce.produce_batches),
         (f"{partition}/records", "GET", fetch.fetch),
         (f"{partition}/offsets", "GET", offsets.offsets),
+        ("/v1/groups", "GET", groups.list),
+        ("/v1/groups/{group}", "GET", groups.describe),
+        ("/v1/groups/{group}", "DELETE", groups.delete),
+        ("/v1/groups/{group}/heartbeat", "POST", groups.heartbeat),
+        ("/v1/groups/{group}/offsets", "GET", groups.offsets),
+        ("/v1/groups/{group}/offsets", "POST", groups.commit),
+        ("/v1/groups/{group}/offsets/reset", "POST", groups.reset),
+        ("/v1/producers", "POST", replication.producer_id),
+        ("/v1/replication/fetch", "POST", replication.fetch),
+        ("/v1/replication/offsets/{topic}", "GET", replication.offsets),
         ("/metrics", "GET", ops.metrics),
         ("/healthz", "GET", ops.healthz),
         ("/readyz", "GET", ops.readyz),
@@ -83,12 +126,19 @@ class _Runtime:
     async def start(self) -> None:
         self.broker.committer = GroupCommitter()
         PARTITIONS.source = self.broker.partitions
+        REPLICATION.source = self.broker.partitions
+        GROUPS.source = self.broker.groups.stats
+        if self.broker.controller_service is not None:
+            await self.broker.controller_service.start()
         self._recovery = asyncio.get_running_loop().create_task(self._recover())
 
     async def _recover(self) -> None:
         broker = self.broker
         try:
-            await asyncio.to_thread(broker.recover)
+            await broker.start()
+            await asyncio.to_thread(broker.groups.start)  # replays __consumer_offsets before anyone asks
+        except asyncio.CancelledError:
+            return  # stopped before the broker joined the cluster
         except Exception as exc:
             log.critical("event=recovery_failed error=%r", str(exc), exc_info=exc)
             if self.on_fatal is not None:
@@ -105,7 +155,13 @@ class _Runtime:
         config = broker.config
         self._every("retention", config.retention_check_interval_ms, manager.maintenance, threaded=False)
         self._every("flush", config.flush_check_interval_ms, manager.flush_due, threaded=True)
-        self._every("checkpoint", config.checkpoint_interval_ms, lambda _now: manager.checkpoint(), threaded=True)
+        self._every("checkpoint", config.checkpoint_interval_ms, lambda _now: self._checkpoint(), threaded=True)
+        self._every("isr-expiry", max(config.replica_lag_time_max_ms // 2, 10), broker.isr.check_shrink, threaded=False)
+        self._every("group-expiry", GROUP_EXPIRY_INTERVAL_MS, lambda _now: broker.groups.expire(), threaded=False)
+
+    def _checkpoint(self) -> None:
+        self.broker.log_manager.checkpoint()
+        self.broker.replica_manager.checkpoint_high_watermarks()
 
     def _every(self, name: str, interval_ms: int, job: Callable[[int], None], *, threaded: bool) -> None:
         """Run ``job(now_ms)`` every ``interval_ms`` until stopped; a failing run is logged, not fatal."""
@@ -133,17 +189,28 @@ class _Runtime:
         broker = self.broker
         broker.begin_shutdown()
         self._stop.set()
+        if self._recovery is not None and not self._recovery.done():
+            self._recovery.cancel()  # waiting for the controller, or registering: give up
         if self._recovery is not None:
-            await self._recovery  # a recovery thread cannot be interrupted; a half-recovered log is never marked clean
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._recovery
+        logs_open = await broker.logs_opened()  # a recovery thread cannot be interrupted: wait for it
         if self._tasks:
             await asyncio.gather(*self._tasks, return_exceptions=True)
+        await broker.close()  # hands leaderships over first (controlled shutdown)
         broker.ready = False
         if broker.committer is not None:
             await broker.committer.close()
-        if self.recovered:
-            await asyncio.to_thread(broker.log_manager.shutdown)
+        if logs_open:
+            await asyncio.to_thread(broker.replica_manager.checkpoint_high_watermarks)
+            await asyncio.to_thread(broker.log_manager.shutdown)  # a half-recovered log is never marked clean
             log.info("event=clean_shutdown data_dir=%s", broker.config.data_dir)
+        if broker.controller_service is not None:
+            await broker.controller_service.stop()
+        await broker.controller.close()
         PARTITIONS.source = tuple
+        REPLICATION.source = tuple
+        GROUPS.source = tuple
 
 
 def create_app(broker: Broker, *, on_fatal: FatalHandler | None = None) -> Starlette:
@@ -152,6 +219,8 @@ def create_app(broker: Broker, *, on_fatal: FatalHandler | None = None) -> Starl
         Route(path, timed(path, method, handler), methods=[method], include_in_schema=False)
         for path, method, handler in route_table(broker)
     ]
+    if broker.controller_service is not None:
+        routes += broker.controller_service.routes()  # its own controller: other brokers may join it
 
     @asynccontextmanager
     async def lifespan(_app: Starlette) -> AsyncIterator[None]:

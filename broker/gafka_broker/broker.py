@@ -1,41 +1,67 @@
-"""The one-node cluster behind the HTTP API: topics, their partitions and their logs.
+"""The broker behind the HTTP API: topics as the cluster metadata has them, and the replicas it hosts.
 
-Topic changes go registry first, logs second, so a crash in between leaves a state the next start repairs
-(start-up creates missing partition logs; a deleted topic's directories are renamed away by the log
-manager). Everything here runs on the event loop except :meth:`Broker.recover`, which runs in a thread
-before the broker is ready.
+The controller's cluster metadata is the one source of truth for topics, partitions, leaders and ISRs.
+Topic changes are validated here, then made by the controller, then applied locally before the answer
+(other brokers apply them from their metadata long poll a moment later). A broker started without
+``controller_url`` is its own controller: the same code, with the controller in process.
+
+Everything here runs on the event loop except :meth:`Broker.recover`, which opens the logs in a thread
+before the broker registers and becomes ready.
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
 import random
 import time
+import uuid
 from collections.abc import Iterator, Mapping
 from typing import Any
 
+import httpx
+
 from gafka_broker.config import BrokerConfig
+from gafka_broker.controller.client import ControllerClient
+from gafka_broker.controller.decisions import ControllerError
+from gafka_broker.controller.metadata import NO_LEADER, ClusterMetadata, PartitionState, TopicInfo
+from gafka_broker.controller.service import ControllerService
 from gafka_broker.errors import ApiError, ErrorCode
+from gafka_broker.groups.service import OFFSETS_TOPIC, GroupService
 from gafka_broker.log.group_commit import GroupCommitter
 from gafka_broker.log.manager import LogManager
 from gafka_broker.metadata import (
     BrokerMeta,
     InvalidTopicNameError,
-    TopicMetadata,
-    TopicRegistry,
     colliding_topic,
+    load_or_create_meta,
     validate_topic_name,
 )
 from gafka_broker.metrics import forget_topic
 from gafka_broker.partition import BrokerPartition
+from gafka_broker.replication.fetcher import FetcherSettings
+from gafka_broker.replication.forwarding import Forwarder, RemoteLeader
+from gafka_broker.replication.leader import LeaderFetchHandler
+from gafka_broker.replication.manager import ReplicaManager, topic_config_of
+from gafka_broker.replication.metadata_sync import ClusterLink
+from gafka_broker.replication.producer_ids import ProducerIdAllocator
 from gafka_broker.topic_config import TopicConfig, TopicConfigError
 
-__all__ = ["MAX_PARTITIONS", "Broker"]
+__all__ = ["INTERNAL_TOPICS", "MAX_PARTITIONS", "Broker", "RemoteLeader", "is_internal_topic"]
 
 log = logging.getLogger("gafka.broker")
 
 MAX_PARTITIONS = 10_000
 """Most partitions one topic may have (each is a directory with open files)."""
+INTERNAL_TOPICS = frozenset({OFFSETS_TOPIC})
+"""Topics the broker writes itself (Kafka's ``Topic.isInternal``): readable, never written by clients."""
+REMOTE_OFFSETS_TIMEOUT_S = 1.0
+"""How long ``GET /v1/topics/{topic}`` waits for another leader's offsets before showing null."""
+
+
+def is_internal_topic(name: str) -> bool:
+    return name in INTERNAL_TOPICS
 
 
 def _positive_int(raw: object, what: str, code: ErrorCode, maximum: int) -> int:
@@ -46,113 +72,266 @@ def _positive_int(raw: object, what: str, code: ErrorCode, maximum: int) -> int:
     return raw
 
 
+def _controller_error(exc: Exception) -> ApiError:
+    """A refusal or failure of the controller, as the API answers it."""
+    if isinstance(exc, ControllerError):
+        try:
+            code = ErrorCode(exc.code)
+        except ValueError:
+            code = ErrorCode.UNKNOWN_SERVER_ERROR if exc.code != "INVALID_REQUEST" else ErrorCode.INVALID_REQUEST
+        return ApiError(code, exc.message)
+    return ApiError(ErrorCode.BROKER_NOT_AVAILABLE, f"the controller did not answer: {exc or type(exc).__name__}")
+
+
 class Broker:
-    """The broker's state: which topics exist, their configs, and the partition of each log."""
+    """The broker's state: the cluster metadata it follows, the replicas it hosts, and its links to others."""
 
     def __init__(
         self,
         config: BrokerConfig,
         meta: BrokerMeta,
-        registry: TopicRegistry,
         log_manager: LogManager,
+        controller: ControllerClient,
         *,
         url: str,
+        controller_service: ControllerService | None = None,
+        incarnation: str | None = None,
     ) -> None:
         self.config = config
         self.meta = meta
         self.url = url
-        self.registry = registry
         self.log_manager = log_manager
+        self.controller = controller
+        self.controller_service = controller_service
+        """Set when this broker is its own controller (it then serves the controller routes too)."""
+        self.incarnation = incarnation or uuid.uuid4().hex
         self.committer: GroupCommitter | None = None
         self.ready = False
         self.stopping = False
         self.long_polls = 0
-        self._partitions: dict[str, list[BrokerPartition]] = {}
-        self._configs: dict[str, TopicConfig] = {}
         self._spread: dict[str, int] = {}
+        self._leaving: asyncio.Task[None] | None = None
+        self._opening: asyncio.Future[None] | None = None
+        broker_id = config.broker_id
+        self.replica_manager = ReplicaManager(
+            broker_id,
+            log_manager,
+            controller,
+            FetcherSettings(
+                broker_id=broker_id,
+                incarnation=self.incarnation,
+                max_wait_ms=config.replica_fetch_wait_max_ms,
+                max_bytes=config.replica_fetch_max_bytes,
+            ),
+            replica_lag_time_max_ms=config.replica_lag_time_max_ms,
+            after_append=self._after_follower_append,
+        )
+        self.replica_manager.topic_deleted_listeners.append(self._topic_deleted)
+        self.isr = self.replica_manager.isr
+        self.link = ClusterLink(
+            self.replica_manager,
+            controller,
+            broker_id=broker_id,
+            url=url,
+            rack=config.rack,
+            incarnation=self.incarnation,
+            heartbeat_interval_ms=config.broker_heartbeat_interval_ms,
+        )
+        self.leader_fetch = LeaderFetchHandler(
+            self.replica_manager.get, self._incarnation_of, self.isr, lambda: self.stopping
+        )
+        self.forwarder = Forwarder(broker_id)
+        self.producer_ids = ProducerIdAllocator(controller)
+        self.groups = GroupService(self)
+        """The group coordinator and everything it needs (see :mod:`gafka_broker.groups.service`)."""
+
+    # -- the cluster ---------------------------------------------------------------------------------
+    @property
+    def metadata(self) -> ClusterMetadata:
+        metadata = self.replica_manager.metadata
+        if metadata is None:
+            raise ApiError(ErrorCode.BROKER_NOT_AVAILABLE, "the broker has not joined the cluster yet; retry shortly")
+        return metadata
 
     @property
     def broker_ids(self) -> tuple[int, ...]:
-        return (self.meta.broker_id,)
+        """Live (unfenced) brokers."""
+        metadata = self.replica_manager.metadata
+        if metadata is None:
+            return (self.meta.broker_id,)
+        return tuple(metadata.live_brokers()) or (self.meta.broker_id,)
 
     @property
     def controller_id(self) -> int:
-        """Alone, this broker is its own controller."""
-        return self.meta.broker_id
+        """This broker's id when it is its own controller; -1 when the controller is a process of its own."""
+        return self.meta.broker_id if self.controller_service is not None else -1
+
+    def _incarnation_of(self, broker_id: int) -> str | None:
+        metadata = self.replica_manager.metadata
+        broker = metadata.brokers.get(broker_id) if metadata is not None else None
+        return broker.incarnation if broker is not None else None
+
+    def broker_url(self, broker_id: int) -> str | None:
+        metadata = self.replica_manager.metadata
+        broker = metadata.brokers.get(broker_id) if metadata is not None else None
+        return broker.url if broker is not None else None
 
     # -- start-up ------------------------------------------------------------------------------------
-    def recover(self) -> None:
-        """Open and recover every partition log; blocking, run in a thread before :attr:`ready`."""
+    async def start(self) -> None:
+        """Join the cluster: read the metadata, recover the hosted logs (in a thread), register."""
+        metadata = await self.link.initial_metadata()
+        if self.controller_service is None:
+            # The controller names the cluster: adopt its id on a first start, refuse another cluster later.
+            self.meta = await asyncio.to_thread(
+                load_or_create_meta, self.config.data_dir, self.meta.broker_id, metadata.cluster_id
+            )
+        self.replica_manager.cluster_id = self.meta.cluster_id
+        self._opening = asyncio.ensure_future(asyncio.to_thread(self.recover, metadata))
+        await asyncio.shield(self._opening)
+        await self.link.start()
+
+    async def logs_opened(self) -> bool:
+        """Wait for a recovery in progress; True when every hosted log is open (so it may be marked clean)."""
+        if self._opening is None:
+            return False
+        try:
+            await self._opening
+        except Exception:
+            return False
+        return True
+
+    def recover(self, metadata: ClusterMetadata) -> None:
+        """Open and recover the logs this broker hosts; blocking, run in a thread before :attr:`ready`."""
         started = time.perf_counter()
-        specs: dict[str, tuple[int, TopicConfig]] = {}
-        for name, topic in self.registry.topics().items():
-            specs[name] = (topic.partitions, TopicConfig.from_configs(topic.configs))
-        self.log_manager.startup(specs)
-        partitions = {
-            name: [self._open_partition(name, index, topic_config) for index in range(count)]
-            for name, (count, topic_config) in specs.items()
-        }
-        self._configs.update((name, topic_config) for name, (_count, topic_config) in specs.items())
-        self._partitions.update(partitions)  # in one step: /metrics may be scraped from the loop meanwhile
+        self.replica_manager.open(metadata)
         log.info(
-            "event=recovered topics=%d partitions=%d clean_shutdown=%s seconds=%.3f",
-            len(specs),
-            sum(count for count, _ in specs.values()),
+            "event=recovered partitions=%d clean_shutdown=%s seconds=%.3f",
+            len(self.replica_manager.replicas),
             self.log_manager.clean_shutdown_detected,
             time.perf_counter() - started,
         )
-
-    def _open_partition(self, topic: str, index: int, topic_config: TopicConfig) -> BrokerPartition:
-        partition_log = self.log_manager.get_log(topic, index)
-        if partition_log is None:
-            partition_log = self.log_manager.create_log(topic, index, topic_config)
-        return BrokerPartition(partition_log, leader=self.meta.broker_id, replicas=self.broker_ids)
 
     def check_ready(self) -> None:
         if not self.ready:
             raise ApiError(ErrorCode.BROKER_NOT_AVAILABLE, "the broker is still recovering its logs; retry shortly")
 
+    async def _after_follower_append(self, partition: BrokerPartition) -> None:
+        if self.committer is not None:
+            await self.committer.after_append(partition.log)
+
+    # -- stopping ------------------------------------------------------------------------------------
     def begin_shutdown(self) -> None:
-        """Stop parking fetches and release the parked ones, so SIGTERM is not held up by long polls."""
+        """SIGTERM: stop parking fetches, release the parked ones, and start handing leaderships over."""
         self.stopping = True
-        for partitions in self._partitions.values():
-            for partition in partitions:
-                partition.wake_all()
+        for partition in self.partitions():
+            partition.wake_all()
+        if self._leaving is None and self.ready:
+            with contextlib.suppress(RuntimeError):
+                self._leaving = asyncio.get_running_loop().create_task(self._leave(), name="gafka-leave")
+
+    async def _leave(self) -> None:
+        self.replica_manager.stopping = True
+        await self.replica_manager.fetchers.close()
+        await self.link.controlled_shutdown()
+
+    async def close(self) -> None:
+        """After the server drained: finish the controlled shutdown, then stop every link to the cluster."""
+        self.begin_shutdown()
+        if self._leaving is not None:
+            with contextlib.suppress(Exception):
+                await self._leaving
+        await self.link.stop()
+        await self.replica_manager.close()
+        await self.forwarder.close()
 
     # -- lookups -------------------------------------------------------------------------------------
     def partitions(self) -> Iterator[BrokerPartition]:
-        for partitions in list(self._partitions.values()):
-            yield from partitions
+        """The replicas this broker hosts (leaders and followers)."""
+        return iter(list(self.replica_manager.replicas.values()))
 
-    def topic_names(self) -> list[str]:
-        return sorted(self._partitions)
+    def topic_names(self, *, internal: bool = True) -> list[str]:
+        metadata = self.replica_manager.metadata
+        names = metadata.topics if metadata is not None else {}
+        return sorted(name for name in names if internal or not is_internal_topic(name))
 
-    def topic_partitions(self, topic: str, *, auto_create: bool = False) -> list[BrokerPartition]:
-        """The partitions of ``topic``; creates it with the defaults when ``auto_create`` allows."""
-        partitions = self._partitions.get(topic)
-        if partitions is not None:
-            return partitions
-        if auto_create and self.config.auto_create_topics:
-            self.create_topic(topic, None, None, None)
-            log.info("event=topic_auto_created topic=%s", topic)
-            return self._partitions[topic]
-        raise ApiError(ErrorCode.UNKNOWN_TOPIC_OR_PARTITION, f"topic {topic!r} does not exist")
+    def has_topic(self, topic: str) -> bool:
+        metadata = self.replica_manager.metadata
+        return metadata is not None and topic in metadata.topics
 
-    def partition(self, topic: str, partition: str | int, *, auto_create: bool = False) -> BrokerPartition:
-        partitions = self.topic_partitions(topic, auto_create=auto_create)
+    def topic_info(self, topic: str) -> TopicInfo:
+        info = self.metadata.topics.get(topic)
+        if info is None:
+            raise ApiError(ErrorCode.UNKNOWN_TOPIC_OR_PARTITION, f"topic {topic!r} does not exist")
+        return info
+
+    def partition_counts(self) -> dict[str, int]:
+        """Topic -> partition count, what group assignment is computed from."""
+        metadata = self.replica_manager.metadata
+        if metadata is None:
+            return {}
+        return {name: len(topic.partitions) for name, topic in metadata.topics.items()}
+
+    def check_writable(self, topic: str) -> None:
+        """Clients may read internal topics but never produce to them (Kafka answers the same code)."""
+        if is_internal_topic(topic):
+            raise ApiError(
+                ErrorCode.INVALID_TOPIC_EXCEPTION,
+                f"cannot produce to internal topic {topic!r}: only the group coordinator writes it",
+            )
+
+    def partition_state(self, topic: str, partition: str | int) -> tuple[int, PartitionState]:
+        """The index and the metadata of one partition; 404 when the topic or the partition does not exist."""
+        info = self.topic_info(topic)
         try:
             index = int(partition)
         except ValueError:
             index = -1
-        if not 0 <= index < len(partitions):
+        if not 0 <= index < len(info.partitions):
             raise ApiError(
                 ErrorCode.UNKNOWN_TOPIC_OR_PARTITION,
-                f"topic {topic!r} has no partition {partition}; it has partitions 0..{len(partitions) - 1}",
+                f"topic {topic!r} has no partition {partition}; it has partitions 0..{len(info.partitions) - 1}",
             )
-        return partitions[index]
+        return index, info.partitions[index]
+
+    def route(self, topic: str, partition: str | int) -> BrokerPartition | RemoteLeader:
+        """The local leader replica, or where the leader is; ``LEADER_NOT_AVAILABLE`` when there is none."""
+        index, state = self.partition_state(topic, partition)
+        local = self.replica_manager.get(topic, index)
+        if local is not None and local.is_leader:
+            return local
+        leader = state.leader
+        url = self.broker_url(leader) if leader != NO_LEADER else None
+        if leader == self.meta.broker_id or url is None:
+            raise ApiError(
+                ErrorCode.LEADER_NOT_AVAILABLE,
+                f"partition {index} of {topic!r} has no leader right now (epoch {state.leader_epoch}); retry shortly",
+            )
+        return RemoteLeader(leader, url)
+
+    def not_leader(self, topic: str, index: int, leader: RemoteLeader) -> ApiError:
+        return ApiError(
+            ErrorCode.NOT_LEADER_OR_FOLLOWER,
+            f"broker {self.meta.broker_id} does not lead partition {index} of {topic!r}; broker "
+            f"{leader.broker_id} does, at {leader.url}",
+            leader_id=leader.broker_id,
+            leader_url=leader.url,
+        )
+
+    def partition(self, topic: str, partition: str | int) -> BrokerPartition:
+        """The partition's replica when this broker leads it; otherwise ``NOT_LEADER_OR_FOLLOWER`` (421) with
+        the leader's id and URL, or 404 when it does not exist."""
+        routed = self.route(topic, partition)
+        if isinstance(routed, RemoteLeader):
+            index, _state = self.partition_state(topic, partition)
+            raise self.not_leader(topic, index, routed)
+        return routed
+
+    def local_replica(self, topic: str, partition: int) -> BrokerPartition | None:
+        return self.replica_manager.get(topic, partition)
 
     def topic_config(self, topic: str) -> TopicConfig:
-        return self._configs[topic]
+        config = self.replica_manager.topic_configs.get(topic)
+        return config if config is not None else topic_config_of(self.topic_info(topic))
 
     def spread_partition(self, topic: str, count: int) -> int:
         """Round-robin over the partitions for records with neither key nor partition."""
@@ -162,6 +341,22 @@ class Broker:
         self._spread[topic] = current + 1
         return current % count
 
+    async def ensure_topic(self, topic: str, *, auto_create: bool) -> TopicInfo:
+        """The topic; created with the defaults when it does not exist and ``auto_create`` allows."""
+        if self.has_topic(topic):
+            return self.topic_info(topic)
+        await self.replica_manager.refresh()  # created through another broker a moment ago?
+        if self.has_topic(topic) or not (auto_create and self.config.auto_create_topics):
+            return self.topic_info(topic)
+        try:
+            await self.create_topic(topic, None, None, None)
+            log.info("event=topic_auto_created topic=%s", topic)
+        except ApiError as exc:
+            if exc.code is not ErrorCode.TOPIC_ALREADY_EXISTS:  # another broker created it just now
+                raise
+            await self.replica_manager.refresh()
+        return self.topic_info(topic)
+
     # -- topic administration ------------------------------------------------------------------------
     def _validated_name(self, name: object) -> str:
         try:
@@ -169,6 +364,24 @@ class Broker:
         except InvalidTopicNameError as exc:
             raise ApiError(ErrorCode.INVALID_TOPIC_EXCEPTION, str(exc)) from None
         return topic
+
+    @staticmethod
+    def _refuse_internal_name(topic: str) -> None:
+        """Internal names, and names that collide with them, are reserved even before the topic exists."""
+        folded = topic.replace(".", "_")
+        for internal in INTERNAL_TOPICS:
+            if folded == internal.replace(".", "_"):
+                raise ApiError(
+                    ErrorCode.INVALID_TOPIC_EXCEPTION,
+                    f"topic name {topic!r} is reserved for the internal topic {internal!r}",
+                )
+
+    @staticmethod
+    def _refuse_internal(topic: str, action: str) -> None:
+        if is_internal_topic(topic):
+            raise ApiError(
+                ErrorCode.INVALID_TOPIC_EXCEPTION, f"cannot {action} internal topic {topic!r}: the broker manages it"
+            )
 
     @staticmethod
     def _parse_configs(raw: object, base: TopicConfig | None = None) -> TopicConfig:
@@ -184,14 +397,25 @@ class Broker:
         except TopicConfigError as exc:
             raise ApiError(ErrorCode.INVALID_CONFIG, str(exc)) from None
 
-    def create_topic(
-        self, name: object, partitions: object, replication_factor: object, configs: object
-    ) -> TopicMetadata:
-        """Validate everything, then record the topic and create its logs."""
+    async def _controller_call(self, call: Any) -> ClusterMetadata:
+        try:
+            metadata: ClusterMetadata = await call
+        except (ControllerError, httpx.HTTPError, OSError) as exc:
+            raise _controller_error(exc) from None
+        await self.replica_manager.apply(metadata)
+        return metadata
+
+    async def create_topic(
+        self, name: object, partitions: object, replication_factor: object, configs: object, *, internal: bool = False
+    ) -> TopicInfo:
+        """Validate everything, then have the controller place it; its logs here exist when this returns."""
         topic = self._validated_name(name)
-        if topic in self._partitions:
+        if not internal:
+            self._refuse_internal_name(topic)
+        metadata = self.metadata
+        if topic in metadata.topics:
             raise ApiError(ErrorCode.TOPIC_ALREADY_EXISTS, f"topic {topic!r} already exists")
-        other = colliding_topic(topic, self._partitions)
+        other = colliding_topic(topic, metadata.topics)
         if other is not None:
             raise ApiError(
                 ErrorCode.INVALID_TOPIC_EXCEPTION,
@@ -209,116 +433,139 @@ class Broker:
             ErrorCode.INVALID_REPLICATION_FACTOR,
             1 << 15,
         )
-        if factor > len(self.broker_ids):
+        live = len(metadata.live_brokers())
+        if factor > live:
             raise ApiError(
                 ErrorCode.INVALID_REPLICATION_FACTOR,
-                f"replication factor {factor} is larger than the number of brokers ({len(self.broker_ids)})",
+                f"replication factor {factor} is larger than the number of brokers ({live})",
             )
         topic_config = self._parse_configs(configs)
-        metadata = TopicMetadata(topic, count, factor, topic_config.overrides)
-        self.registry.create(metadata)
-        try:
-            logs = [self.log_manager.create_log(topic, index, topic_config) for index in range(count)]
-        except OSError as exc:
-            self.registry.delete(topic)
-            self.log_manager.delete_logs(topic)
-            log.error("event=topic_create_failed topic=%s error=%r", topic, str(exc))
-            raise ApiError(ErrorCode.KAFKA_STORAGE_ERROR, f"cannot create the logs of {topic!r}: {exc}") from None
-        self._configs[topic] = topic_config
-        self._partitions[topic] = [
-            BrokerPartition(partition_log, leader=self.meta.broker_id, replicas=self.broker_ids[:factor])
-            for partition_log in logs
-        ]
+        updated = await self._controller_call(
+            self.controller.create_topic(topic, count, factor, dict(topic_config.overrides))
+        )
         log.info("event=topic_created topic=%s partitions=%d replication_factor=%d", topic, count, factor)
-        return metadata
+        return updated.topics[topic]
 
-    def alter_topic(self, name: str, partitions: object, configs: object) -> TopicMetadata:
-        """Add partitions and/or change config overrides (``null`` removes one); all or nothing."""
-        current = self.registry.get(name)
-        if current is None or name not in self._partitions:
-            raise ApiError(ErrorCode.UNKNOWN_TOPIC_OR_PARTITION, f"topic {name!r} does not exist")
-        count = current.partitions
+    async def alter_topic(self, name: str, partitions: object, configs: object) -> TopicInfo:
+        """Add partitions and/or change config overrides (``null`` removes one); validated before any change."""
+        self._refuse_internal(name, "alter")
+        current = self.topic_info(name)
+        existing = len(current.partitions)
+        count = existing
         if partitions is not None:
             count = _positive_int(partitions, "partitions", ErrorCode.INVALID_PARTITIONS, MAX_PARTITIONS)
-            if count < current.partitions:
+            if count < existing:
                 raise ApiError(
                     ErrorCode.INVALID_PARTITIONS,
-                    f"topic {name!r} has {current.partitions} partitions; the count can only grow",
+                    f"topic {name!r} has {existing} partitions; the count can only grow",
                 )
-        topic_config = self._configs[name]
+        topic_config = self.topic_config(name)
         if configs is not None:
             topic_config = self._parse_configs(configs, base=topic_config)
-        updated = current.with_changes(partitions=count, configs=topic_config.overrides)
-        self.registry.update(updated)
-        if configs is not None:
-            self.log_manager.update_config(name, topic_config)
-            self._configs[name] = topic_config
-        existing = self._partitions[name]
-        for index in range(len(existing), count):
-            existing.append(self._open_partition(name, index, topic_config))
+        updated = await self._controller_call(
+            self.controller.alter_topic(
+                name,
+                partitions=count if count > existing else None,
+                configs=dict(topic_config.overrides) if configs is not None else None,
+            )
+        )
         log.info(
             "event=topic_altered topic=%s partitions=%d configs=%s",
             name,
             count,
             ",".join(f"{key}={value}" for key, value in topic_config.overrides.items()) or "-",
         )
-        return updated
+        return updated.topics[name]
 
-    def delete_topic(self, name: str) -> None:
-        """Forget the topic, release its parked fetches and remove its data."""
-        if name not in self._partitions:
-            raise ApiError(ErrorCode.UNKNOWN_TOPIC_OR_PARTITION, f"topic {name!r} does not exist")
-        self.registry.delete(name)
-        partitions = self._partitions.pop(name)
-        self._configs.pop(name, None)
+    async def delete_topic(self, name: str) -> None:
+        """Delete the topic everywhere: its data, its parked fetches and its committed offsets go."""
+        info = self.topic_info(name)
+        self._refuse_internal(name, "delete")
+        await self._controller_call(self.controller.delete_topic(name))
+        log.info("event=topic_deleted topic=%s partitions=%d", name, len(info.partitions))
+
+    def _topic_deleted(self, name: str) -> None:
         self._spread.pop(name, None)
-        for partition in partitions:
-            partition.wake_all()
         forget_topic(name)
-        try:
-            self.log_manager.delete_logs(name)
-        except OSError as exc:
-            log.error("event=topic_delete_failed topic=%s error=%r", name, str(exc))
-            raise ApiError(
-                ErrorCode.KAFKA_STORAGE_ERROR, f"topic {name!r} is gone but its data was not: {exc}"
-            ) from None
-        log.info("event=topic_deleted topic=%s partitions=%d", name, len(partitions))
+        self.groups.forget_topic(name)
 
-    def describe_topic(self, name: str) -> dict[str, Any]:
-        """``GET /v1/topics/{topic}``: partitions with their offsets, and every effective config."""
-        metadata = self.registry.get(name)
-        partitions = self._partitions.get(name)
-        if metadata is None or partitions is None:
-            raise ApiError(ErrorCode.UNKNOWN_TOPIC_OR_PARTITION, f"topic {name!r} does not exist")
-        return {
+    # -- describing ----------------------------------------------------------------------------------
+    async def describe_topic(self, name: str, *, created: bool = False) -> dict[str, Any]:
+        """``GET /v1/topics/{topic}``: replicas, leader and ISR from the metadata, offsets from the leaders
+        (null for a leader that does not answer within a second); ``created``: a new topic, all zero."""
+        info = self.topic_info(name)
+        offsets: dict[int, dict[str, int] | None] = {}
+        remote: dict[int, list[int]] = {}
+        for index, state in enumerate(info.partitions):
+            local = self.replica_manager.get(name, index)
+            if created:
+                offsets[index] = {"log_start_offset": 0, "high_watermark": 0, "log_end_offset": 0}
+            elif local is not None and local.is_leader:
+                offsets[index] = {
+                    "log_start_offset": local.log_start_offset,
+                    "high_watermark": local.high_watermark,
+                    "log_end_offset": local.log_end_offset,
+                }
+            elif state.leader != NO_LEADER and self.broker_url(state.leader) is not None:
+                remote.setdefault(state.leader, []).append(index)
+        if remote:
+            answers = await asyncio.gather(*(self._remote_offsets(leader, name) for leader in remote))
+            for leader, found in zip(remote, answers, strict=True):
+                for index in remote[leader]:
+                    offsets[index] = found.get(index)
+        described: dict[str, Any] = {
             "name": name,
-            "topic_id": metadata.topic_id,
-            "replication_factor": metadata.replication_factor,
+            "topic_id": info.topic_id,
+            "replication_factor": info.replication_factor,
             "partitions": [
                 {
-                    "partition": partition.partition,
-                    "leader": partition.leader,
-                    "replicas": list(partition.replicas),
-                    "isr": list(partition.isr),
-                    "leader_epoch": partition.leader_epoch,
-                    "log_start_offset": partition.log_start_offset,
-                    "high_watermark": partition.high_watermark,
-                    "log_end_offset": partition.log_end_offset,
+                    "partition": index,
+                    "leader": state.leader,
+                    "replicas": list(state.replicas),
+                    "isr": list(state.isr),
+                    "leader_epoch": state.leader_epoch,
+                    **(
+                        offsets.get(index) or {"log_start_offset": None, "high_watermark": None, "log_end_offset": None}
+                    ),
                 }
-                for partition in partitions
+                for index, state in enumerate(info.partitions)
             ],
-            "configs": self._configs[name].to_configs(),
-            "config_overrides": dict(metadata.configs),
+            "configs": topic_config_of(info).to_configs(),
+            "config_overrides": dict(info.configs),
+        }
+        if is_internal_topic(name):
+            described["internal"] = True
+        return described
+
+    async def _remote_offsets(self, leader: int, topic: str) -> dict[int, dict[str, int]]:
+        url = self.broker_url(leader)
+        if url is None:
+            return {}
+        try:
+            data = await self.forwarder.get_json(
+                url, f"/v1/replication/offsets/{topic}", timeout_s=REMOTE_OFFSETS_TIMEOUT_S
+            )
+        except (httpx.HTTPError, ValueError):
+            return {}
+        return {
+            int(entry["partition"]): {
+                "log_start_offset": int(entry["log_start_offset"]),
+                "high_watermark": int(entry["high_watermark"]),
+                "log_end_offset": int(entry["log_end_offset"]),
+            }
+            for entry in data.get("partitions", [])
         }
 
     def topic_summary(self, name: str) -> dict[str, Any]:
-        metadata = self.registry.get(name)
-        assert metadata is not None
-        return {
+        info = self.topic_info(name)
+        summary: dict[str, Any] = {
             "name": name,
-            "partitions": len(self._partitions[name]),
-            "replication_factor": metadata.replication_factor,
+            "partitions": len(info.partitions),
+            "replication_factor": info.replication_factor,
         }
+        if is_internal_topic(name):
+            summary["internal"] = True
+        return summary
 
     def wake_all(self) -> None:
         for partition in self.partitions():

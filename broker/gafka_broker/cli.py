@@ -46,6 +46,14 @@ def register(app: typer.Typer) -> None:
         broker_id: Annotated[int | None, _opt("broker_id")] = None,
         cluster_id: Annotated[str | None, _opt("cluster_id")] = None,
         advertised_url: Annotated[str | None, _opt("advertised_url")] = None,
+        controller_url: Annotated[str | None, _opt("controller_url")] = None,
+        rack: Annotated[str | None, _opt("rack")] = None,
+        broker_heartbeat_interval_ms: Annotated[int | None, _opt("broker_heartbeat_interval_ms")] = None,
+        broker_session_timeout_ms: Annotated[int | None, _opt("broker_session_timeout_ms")] = None,
+        replica_lag_time_max_ms: Annotated[int | None, _opt("replica_lag_time_max_ms")] = None,
+        replica_fetch_wait_max_ms: Annotated[int | None, _opt("replica_fetch_wait_max_ms")] = None,
+        replica_fetch_max_bytes: Annotated[int | None, _opt("replica_fetch_max_bytes")] = None,
+        request_timeout_ms: Annotated[int | None, _opt("request_timeout_ms")] = None,
         auto_create_topics: Annotated[
             bool | None,
             typer.Option(
@@ -64,6 +72,9 @@ def register(app: typer.Typer) -> None:
         flush_check_interval_ms: Annotated[int | None, _opt("flush_check_interval_ms")] = None,
         checkpoint_interval_ms: Annotated[int | None, _opt("checkpoint_interval_ms")] = None,
         shutdown_timeout_ms: Annotated[int | None, _opt("shutdown_timeout_ms")] = None,
+        offsets_topic_num_partitions: Annotated[int | None, _opt("offsets_topic_num_partitions")] = None,
+        group_session_timeout_ms: Annotated[int | None, _opt("group_session_timeout_ms")] = None,
+        group_heartbeat_interval_ms: Annotated[int | None, _opt("group_heartbeat_interval_ms")] = None,
         log_level: Annotated[str | None, _opt("log_level")] = None,
         config: Annotated[
             Path | None,
@@ -77,6 +88,14 @@ def register(app: typer.Typer) -> None:
             "broker_id": broker_id,
             "cluster_id": cluster_id,
             "advertised_url": advertised_url,
+            "controller_url": controller_url,
+            "rack": rack,
+            "broker_heartbeat_interval_ms": broker_heartbeat_interval_ms,
+            "broker_session_timeout_ms": broker_session_timeout_ms,
+            "replica_lag_time_max_ms": replica_lag_time_max_ms,
+            "replica_fetch_wait_max_ms": replica_fetch_wait_max_ms,
+            "replica_fetch_max_bytes": replica_fetch_max_bytes,
+            "request_timeout_ms": request_timeout_ms,
             "auto_create_topics": auto_create_topics,
             "default_partitions": default_partitions,
             "default_replication_factor": default_replication_factor,
@@ -90,9 +109,53 @@ def register(app: typer.Typer) -> None:
             "flush_check_interval_ms": flush_check_interval_ms,
             "checkpoint_interval_ms": checkpoint_interval_ms,
             "shutdown_timeout_ms": shutdown_timeout_ms,
+            "offsets_topic_num_partitions": offsets_topic_num_partitions,
+            "group_session_timeout_ms": group_session_timeout_ms,
+            "group_heartbeat_interval_ms": group_heartbeat_interval_ms,
             "log_level": log_level,
         }
         _run(flags, config)
+
+    @app.command("controller")
+    def controller(
+        data_dir: Annotated[Path, typer.Option("--data-dir", help="Where the cluster metadata is kept.")],
+        listen: Annotated[str, typer.Option("--listen", help="HOST:PORT to serve on (port 0: any free port).")] = (
+            "127.0.0.1:9093"
+        ),
+        broker_session_timeout_ms: Annotated[
+            int,
+            typer.Option("--broker-session-timeout-ms", help="Fence a broker silent for this long (Kafka: 9000)."),
+        ] = 9000,
+        tick_ms: Annotated[
+            int, typer.Option("--tick-ms", help="How often brokers are checked and leaders elected.")
+        ] = 200,
+        cluster_id: Annotated[
+            str | None, typer.Option("--cluster-id", help="Cluster id for a new cluster (default: generated).")
+        ] = None,
+        log_level: Annotated[str, typer.Option("--log-level", help="debug, info, warning or error.")] = "info",
+    ) -> None:
+        """Run the cluster controller on its own (brokers join it with --controller-url)."""
+        from gafka_broker.config import parse_listen
+        from gafka_broker.controller.server import StandaloneSettings, run
+
+        try:
+            host, port = parse_listen(listen)
+        except ValueError as exc:
+            typer.echo(f"gafka: --listen: {exc}", err=True)
+            raise typer.Exit(code=2) from None
+        if broker_session_timeout_ms < 10 or tick_ms < 10:
+            typer.echo("gafka: --broker-session-timeout-ms and --tick-ms must be at least 10", err=True)
+            raise typer.Exit(code=2)
+        settings = StandaloneSettings(
+            data_dir=data_dir,
+            host=host,
+            port=port,
+            broker_session_timeout_ms=broker_session_timeout_ms,
+            tick_ms=tick_ms,
+            cluster_id=cluster_id,
+            log_level=log_level,
+        )
+        raise typer.Exit(code=run(settings))
 
     @app.command("dev")
     def dev(

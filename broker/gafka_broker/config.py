@@ -18,6 +18,11 @@ import yaml
 __all__ = ["SETTINGS", "BrokerConfig", "ConfigError", "Setting", "load_config", "parse_listen"]
 
 ENV_PREFIX = "GAFKA_"
+MIN_GROUP_SESSION_TIMEOUT_MS = 1000
+"""Floor of ``group_session_timeout_ms``: below it a GC pause or a slow request would expire members."""
+MIN_GROUP_HEARTBEAT_INTERVAL_MS = 100
+"""Floor of ``group_heartbeat_interval_ms``: every heartbeat is a request, so faster ones only add load."""
+MAX_GROUP_TIMEOUT_MS = (1 << 31) - 1
 CONFIG_FILE_ENV = "GAFKA_CONFIG"
 LOG_LEVELS = ("debug", "info", "warning", "error", "critical")
 
@@ -147,6 +152,53 @@ SETTINGS: tuple[Setting, ...] = (
         "URL clients are told to use for this broker; default http://LISTEN (the host name when listening on 0.0.0.0).",
     ),
     Setting(
+        "controller_url",
+        None,
+        _parse_url,
+        "URL of the cluster's controller (gafka controller, gafka dev, the operator). Unset: this broker is "
+        "its own controller, with the cluster metadata in DATA_DIR/cluster-metadata.json.",
+    ),
+    Setting("rack", None, _parse_optional_str, "Rack (or zone) of this broker; replicas are spread across racks."),
+    Setting(
+        "broker_heartbeat_interval_ms",
+        2000,
+        _parse_int(10),
+        "How often this broker heartbeats to the controller (Kafka's broker.heartbeat.interval.ms).",
+    ),
+    Setting(
+        "broker_session_timeout_ms",
+        9000,
+        _parse_int(100),
+        "A broker silent for this long is fenced and loses its leaderships (Kafka's broker.session.timeout.ms); "
+        "used by the controller this broker runs when it is its own controller.",
+    ),
+    Setting(
+        "replica_lag_time_max_ms",
+        30_000,
+        _parse_int(10),
+        "A follower that has not caught up with the leader for this long leaves the ISR "
+        "(Kafka's replica.lag.time.max.ms).",
+    ),
+    Setting(
+        "replica_fetch_wait_max_ms",
+        500,
+        _parse_int(1, 60_000),
+        "How long a follower's fetch waits on the leader for new data (Kafka's replica.fetch.wait.max.ms).",
+    ),
+    Setting(
+        "replica_fetch_max_bytes",
+        1024 * 1024,
+        _parse_int(1024),
+        "Bytes a follower asks for per partition and fetch (Kafka's replica.fetch.max.bytes).",
+    ),
+    Setting(
+        "request_timeout_ms",
+        30_000,
+        _parse_int(1),
+        "How long an acks=all produce waits for the in-sync replicas before REQUEST_TIMED_OUT "
+        "(the timeout of Kafka's produce request).",
+    ),
+    Setting(
         "auto_create_topics", False, _parse_bool, "Create an unknown topic on its first produce (with the defaults)."
     ),
     Setting("default_partitions", 1, _parse_int(1, 100_000), "Partitions of a topic created without a count."),
@@ -194,6 +246,27 @@ SETTINGS: tuple[Setting, ...] = (
         _parse_int(0),
         "How long SIGTERM waits for in-flight requests before cancelling them.",
     ),
+    Setting(
+        "offsets_topic_num_partitions",
+        50,
+        _parse_int(1, 10_000),
+        "Partitions of the internal __consumer_offsets topic, fixed when it is created "
+        "(Kafka's offsets.topic.num.partitions).",
+    ),
+    Setting(
+        "group_session_timeout_ms",
+        45_000,
+        _parse_int(MIN_GROUP_SESSION_TIMEOUT_MS, MAX_GROUP_TIMEOUT_MS),
+        "A group member that sends no heartbeat for this long is removed and its partitions reassigned "
+        "(Kafka's group.consumer.session.timeout.ms).",
+    ),
+    Setting(
+        "group_heartbeat_interval_ms",
+        5_000,
+        _parse_int(MIN_GROUP_HEARTBEAT_INTERVAL_MS, MAX_GROUP_TIMEOUT_MS),
+        "How often group members are told to heartbeat; must be below group_session_timeout_ms "
+        "(Kafka's group.consumer.heartbeat.interval.ms).",
+    ),
     Setting("log_level", "info", _parse_log_level, "debug, info, warning, error or critical."),
 )
 
@@ -209,6 +282,14 @@ class BrokerConfig:
     broker_id: int = 0
     cluster_id: str | None = None
     advertised_url: str | None = None
+    controller_url: str | None = None
+    rack: str | None = None
+    broker_heartbeat_interval_ms: int = 2000
+    broker_session_timeout_ms: int = 9000
+    replica_lag_time_max_ms: int = 30_000
+    replica_fetch_wait_max_ms: int = 500
+    replica_fetch_max_bytes: int = 1024 * 1024
+    request_timeout_ms: int = 30_000
     auto_create_topics: bool = False
     default_partitions: int = 1
     default_replication_factor: int = 1
@@ -222,6 +303,9 @@ class BrokerConfig:
     flush_check_interval_ms: int = 1000
     checkpoint_interval_ms: int = 60_000
     shutdown_timeout_ms: int = 30_000
+    offsets_topic_num_partitions: int = 50
+    group_session_timeout_ms: int = 45_000
+    group_heartbeat_interval_ms: int = 5_000
     log_level: str = "info"
 
     @property
@@ -308,4 +392,9 @@ def load_config(
             values[setting.name] = setting.parse(raw)
         except ValueError as exc:
             raise ConfigError(f"{source}: {exc}") from None
+    if values["group_heartbeat_interval_ms"] >= values["group_session_timeout_ms"]:
+        raise ConfigError(
+            f"group_heartbeat_interval_ms ({values['group_heartbeat_interval_ms']}) must be below "
+            f"group_session_timeout_ms ({values['group_session_timeout_ms']}), or members expire between heartbeats"
+        )
     return BrokerConfig(**values)

@@ -48,3 +48,6 @@ def configure_logging(level: str) -> None:
     access.handlers.clear()
     access.propagate = level.lower() == "debug"
     access.disabled = not access.propagate
+    # httpx logs one line per request at info (brokers talk to each other and to the controller all the time)
+    for name in ("httpx", "httpcore"):
+        logging.getLogger(name).setLevel(logging.DEBUG if level.lower() == "debug" else logging.WARNING)

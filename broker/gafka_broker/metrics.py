@@ -8,21 +8,23 @@ time by a collector instead of being updated on every append.
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Callable, Iterable, Iterator
-from typing import TYPE_CHECKING
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from typing import TYPE_CHECKING, NamedTuple
 
 from prometheus_client import REGISTRY, Counter, Gauge, Histogram
-from prometheus_client.core import GaugeMetricFamily, Metric
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
 if TYPE_CHECKING:
     from gafka_broker.partition import BrokerPartition
 
 __all__ = [
+    "GROUPS",
     "HTTP_ERRORS",
     "LONG_POLLS",
     "PARTITIONS",
     "REQUEST_LATENCY",
+    "GroupStats",
     "TopicMetrics",
     "forget_topic",
     "topic_metrics",
@@ -103,3 +105,52 @@ class PartitionCollector(Collector):
 
 PARTITIONS = PartitionCollector()
 REGISTRY.register(PARTITIONS)
+
+
+class GroupStats(NamedTuple):
+    """What /metrics shows of one consumer group."""
+
+    group: str
+    members: int
+    epoch: int
+    rebalances: int
+    commits: int
+    lag: Sequence[tuple[str, int, int]]
+    """(topic, partition, high watermark - committed offset) for every committed partition."""
+
+
+class GroupCollector(Collector):
+    """Members, epochs, rebalances, commits and lag of every group, computed when Prometheus scrapes."""
+
+    def __init__(self) -> None:
+        self.source: Callable[[], Iterable[GroupStats]] = tuple
+
+    def collect(self) -> Iterator[Metric]:
+        group = ["group"]
+        members = GaugeMetricFamily("gafka_group_members", "Members of the group now.", labels=group)
+        epoch = GaugeMetricFamily(
+            "gafka_group_epoch", "The group epoch (bumped by every membership change).", labels=group
+        )
+        rebalances = CounterMetricFamily(
+            "gafka_group_rebalances", "Target assignments computed since the broker started.", labels=group
+        )
+        commits = CounterMetricFamily(
+            "gafka_group_offset_commits", "Offset commits accepted since the broker started.", labels=group
+        )
+        lag = GaugeMetricFamily(
+            "gafka_group_lag",
+            "High watermark minus the committed offset, per committed partition.",
+            labels=["group", "topic", "partition"],
+        )
+        for stats in self.source():
+            members.add_metric([stats.group], stats.members)
+            epoch.add_metric([stats.group], stats.epoch)
+            rebalances.add_metric([stats.group], stats.rebalances)
+            commits.add_metric([stats.group], stats.commits)
+            for topic, partition, value in stats.lag:
+                lag.add_metric([stats.group, topic, str(partition)], value)
+        yield from (members, epoch, rebalances, commits, lag)
+
+
+GROUPS = GroupCollector()
+REGISTRY.register(GROUPS)

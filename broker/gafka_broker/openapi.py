@@ -45,6 +45,16 @@ _ACKS = _query(
     {"type": "string", "enum": ["0", "1", "all", "-1"], "default": "1"},
 )
 _FORMAT = {"type": "string", "enum": ["string", "json", "base64"], "default": "string"}
+_GROUP = _path_param("group", "Group id: 1 to 249 characters of [a-zA-Z0-9._:-].")
+_NULLABLE_INT = {"type": ["integer", "null"]}
+_TOPIC_PARTITIONS = {
+    "type": "array",
+    "items": {
+        "type": "object",
+        "required": ["topic", "partitions"],
+        "properties": {"topic": {"type": "string"}, "partitions": {"type": "array", "items": {"type": "integer"}}},
+    },
+}
 
 _SCHEMAS: dict[str, Any] = {
     "Error": {
@@ -211,6 +221,159 @@ _SCHEMAS: dict[str, Any] = {
         "required": ["offset"],
         "properties": {"offset": {"type": "integer"}, "timestamp": {"type": "integer"}},
     },
+    "HeartbeatRequest": {
+        "type": "object",
+        "required": ["member_epoch"],
+        "properties": {
+            "member_id": {"type": ["string", "null"], "description": "Required unless member_epoch is 0."},
+            "member_epoch": {
+                "type": "integer",
+                "minimum": -2,
+                "description": "0 joins, -1 leaves, -2 pauses a static member, else the current epoch.",
+            },
+            "topics": {"type": ["array", "null"], "items": {"type": "string"}, "description": "Required to join."},
+            "instance_id": {"type": ["string", "null"], "description": "Static membership."},
+            "rebalance_timeout_ms": _NULLABLE_INT,
+            "owned": {**_TOPIC_PARTITIONS, "type": ["array", "null"], "description": "Partitions still held."},
+            "assignor": {"type": ["string", "null"], "enum": ["uniform", "sticky", "range", None]},
+        },
+        "additionalProperties": False,
+    },
+    "HeartbeatResponse": {
+        "type": "object",
+        "properties": {
+            "member_id": {"type": "string"},
+            "member_epoch": {"type": "integer"},
+            "heartbeat_interval_ms": {"type": "integer"},
+            "assignment": {**_TOPIC_PARTITIONS, "description": "Partitions the member may consume now."},
+        },
+    },
+    "CommitRequest": {
+        "type": "object",
+        "required": ["offsets"],
+        "properties": {
+            "member_id": {"type": ["string", "null"]},
+            "member_epoch": {"type": "integer", "minimum": -1},
+            "offsets": {
+                "type": "array",
+                "minItems": 1,
+                "items": {
+                    "type": "object",
+                    "required": ["topic", "partition", "offset"],
+                    "properties": {
+                        "topic": {"type": "string"},
+                        "partition": {"type": "integer", "minimum": 0},
+                        "offset": {"type": "integer", "minimum": 0, "description": "The next offset to read."},
+                        "metadata": {"type": ["string", "null"], "maxLength": 4096},
+                    },
+                },
+            },
+        },
+        "additionalProperties": False,
+    },
+    "CommittedOffsets": {
+        "type": "object",
+        "properties": {
+            "offsets": {
+                "type": "array",
+                "items": {
+                    "type": "object",
+                    "properties": {
+                        "topic": {"type": "string"},
+                        "partition": {"type": "integer"},
+                        "offset": {"type": "integer", "description": "The next offset to read."},
+                        "metadata": {"type": "string"},
+                        "commit_timestamp": {"type": "integer"},
+                    },
+                },
+            }
+        },
+    },
+    "ResetRequest": {
+        "type": "object",
+        "required": ["to"],
+        "properties": {
+            "to": {
+                "oneOf": [
+                    {"type": "string", "enum": ["earliest", "latest"]},
+                    {"type": "object", "properties": {"timestamp": {"type": "integer", "minimum": 0}}},
+                    {"type": "object", "properties": {"offset": {"type": "integer", "minimum": 0}}},
+                ]
+            },
+            "topics": {
+                "type": "array",
+                "items": {
+                    "oneOf": [
+                        {"type": "string"},
+                        {
+                            "type": "object",
+                            "properties": {
+                                "topic": {"type": "string"},
+                                "partitions": {"type": "array", "items": {"type": "integer"}},
+                            },
+                        },
+                    ]
+                },
+            },
+        },
+        "additionalProperties": False,
+    },
+    "GroupSummary": {
+        "type": "object",
+        "properties": {
+            "group": {"type": "string"},
+            "state": {"type": "string", "enum": ["Empty", "Assigning", "Reconciling", "Stable"]},
+            "group_epoch": {"type": "integer"},
+            "assignor": {"type": "string"},
+            "member_count": {"type": "integer"},
+        },
+    },
+    "Group": {
+        "type": "object",
+        "properties": {
+            "group": {"type": "string"},
+            "state": {"type": "string", "enum": ["Empty", "Assigning", "Reconciling", "Stable"]},
+            "group_epoch": {"type": "integer"},
+            "assignment_epoch": {"type": "integer"},
+            "assignor": {"type": "string"},
+            "member_count": {"type": "integer"},
+            "coordinator": {"type": "integer"},
+            "offsets_partition": {"type": "integer"},
+            "members": {
+                "type": "array",
+                "items": {
+                    "type": "object",
+                    "properties": {
+                        "member_id": {"type": "string"},
+                        "instance_id": {"type": ["string", "null"]},
+                        "member_epoch": {"type": "integer"},
+                        "subscriptions": {"type": "array", "items": {"type": "string"}},
+                        "assignment": _TOPIC_PARTITIONS,
+                        "pending_revocation": _TOPIC_PARTITIONS,
+                        "target_assignment": _TOPIC_PARTITIONS,
+                        "rebalance_timeout_ms": {"type": "integer"},
+                        "session_timeout_ms": {"type": "integer"},
+                        "left_temporarily": {"type": "boolean"},
+                    },
+                },
+            },
+            "partitions": {
+                "type": "array",
+                "items": {
+                    "type": "object",
+                    "properties": {
+                        "topic": {"type": "string"},
+                        "partition": {"type": "integer"},
+                        "member_id": {"type": ["string", "null"]},
+                        "committed_offset": _NULLABLE_INT,
+                        "metadata": {"type": ["string", "null"]},
+                        "log_end_offset": {**_NULLABLE_INT, "description": "The high watermark."},
+                        "lag": {**_NULLABLE_INT, "description": "log_end_offset - committed_offset."},
+                    },
+                },
+            },
+        },
+    },
 }
 
 
@@ -228,6 +391,13 @@ def _paths() -> dict[str, Any]:
         "/v1/topics": {
             "get": {
                 "summary": "List topics",
+                "parameters": [
+                    _query(
+                        "internal",
+                        "Also list internal topics (__consumer_offsets).",
+                        {"type": "boolean", "default": False},
+                    )
+                ],
                 "responses": {
                     "200": _json(
                         {"type": "object", "properties": {"topics": {"type": "array", "items": _ref("TopicSummary")}}},
@@ -355,6 +525,8 @@ def _paths() -> dict[str, Any]:
                 },
             },
         },
+        **_group_paths(),
+        **_replication_paths(),
         "/metrics": {
             "get": {
                 "summary": "Prometheus metrics",
@@ -369,6 +541,121 @@ def _paths() -> dict[str, Any]:
             }
         },
         "/openapi.json": {"get": {"summary": "This document", "responses": {"200": {"description": "OpenAPI 3.1"}}}},
+    }
+
+
+def _group_paths() -> dict[str, Any]:
+    no_group = _error("GROUP_ID_NOT_FOUND")
+    bad_group = _error("INVALID_GROUP_ID or INVALID_REQUEST")
+    member_refused = _error("FENCED_MEMBER_EPOCH, STALE_MEMBER_EPOCH or UNRELEASED_INSTANCE_ID")
+    return {
+        "/v1/groups": {
+            "get": {
+                "summary": "List consumer groups",
+                "responses": {
+                    "200": _json(
+                        {"type": "object", "properties": {"groups": {"type": "array", "items": _ref("GroupSummary")}}},
+                        "Every group",
+                    )
+                },
+            }
+        },
+        "/v1/groups/{group}": {
+            "parameters": [_GROUP],
+            "get": {
+                "summary": "Describe a group: state, epochs, members, committed offsets and lag",
+                "responses": {"200": _json(_ref("Group"), "The group"), "400": bad_group, "404": no_group},
+            },
+            "delete": {
+                "summary": "Delete an empty group and its committed offsets",
+                "responses": {
+                    "204": {"description": "Deleted"},
+                    "400": bad_group,
+                    "404": no_group,
+                    "409": _error("NON_EMPTY_GROUP"),
+                },
+            },
+        },
+        "/v1/groups/{group}/heartbeat": {
+            "parameters": [_GROUP],
+            "post": {
+                "summary": "Join, heartbeat, leave: the answer is what the member may consume now",
+                "requestBody": {"required": True, "content": {JSON: {"schema": _ref("HeartbeatRequest")}}},
+                "responses": {
+                    "200": _json(_ref("HeartbeatResponse"), "The member's epoch and assignment"),
+                    "400": _error("INVALID_REQUEST, INVALID_GROUP_ID, INVALID_TOPIC_EXCEPTION or UNSUPPORTED_ASSIGNOR"),
+                    "404": _error("UNKNOWN_MEMBER_ID: rejoin with epoch 0"),
+                    "409": member_refused,
+                    "415": _error("UNSUPPORTED_MEDIA_TYPE"),
+                },
+            },
+        },
+        "/v1/groups/{group}/offsets": {
+            "parameters": [_GROUP],
+            "get": {
+                "summary": "Committed offsets (the next offset to read, per partition)",
+                "responses": {"200": _json(_ref("CommittedOffsets"), "Committed offsets"), "400": bad_group},
+            },
+            "post": {
+                "summary": "Commit offsets, fenced by the member epoch; all or nothing",
+                "requestBody": {"required": True, "content": {JSON: {"schema": _ref("CommitRequest")}}},
+                "responses": {
+                    "200": _json(_ref("CommittedOffsets"), "Committed"),
+                    "400": bad_group,
+                    "404": _error("UNKNOWN_MEMBER_ID or UNKNOWN_TOPIC_OR_PARTITION"),
+                    "409": member_refused,
+                    "413": _error("RECORD_LIST_TOO_LARGE"),
+                    "415": _error("UNSUPPORTED_MEDIA_TYPE"),
+                },
+            },
+        },
+        "/v1/groups/{group}/offsets/reset": {
+            "parameters": [_GROUP],
+            "post": {
+                "summary": "Set committed offsets to earliest, latest, a timestamp or an offset (no members only)",
+                "requestBody": {"required": True, "content": {JSON: {"schema": _ref("ResetRequest")}}},
+                "responses": {
+                    "200": _json(_ref("CommittedOffsets"), "The new committed offsets"),
+                    "400": bad_group,
+                    "404": _error("GROUP_ID_NOT_FOUND or UNKNOWN_TOPIC_OR_PARTITION"),
+                    "409": _error("NON_EMPTY_GROUP"),
+                    "415": _error("UNSUPPORTED_MEDIA_TYPE"),
+                },
+            },
+        },
+    }
+
+
+def _replication_paths() -> dict[str, Any]:
+    return {
+        "/v1/producers": {
+            "post": {
+                "summary": "A new idempotent producer id (epoch 0), unique across the cluster",
+                "responses": {
+                    "201": _json(
+                        {
+                            "type": "object",
+                            "properties": {"producer_id": {"type": "integer"}, "producer_epoch": {"type": "integer"}},
+                        },
+                        "The producer id; batches then carry it with the epoch and their base sequence",
+                    ),
+                    "503": _error("BROKER_NOT_AVAILABLE: the controller did not answer"),
+                },
+            }
+        },
+        "/v1/replication/fetch": {
+            "post": {
+                "summary": "Internal: a follower fetches from the leader (JSON request, framed binary answer)",
+                "responses": {"200": {"description": "application/vnd.gafka.replication.v1, see docs/api.md"}},
+            }
+        },
+        "/v1/replication/offsets/{topic}": {
+            "parameters": [_TOPIC],
+            "get": {
+                "summary": "Internal: offsets of the partitions of a topic this broker leads",
+                "responses": {"200": {"description": "{partitions: [{partition, leader_epoch, offsets}]}"}},
+            },
+        },
     }
 
 

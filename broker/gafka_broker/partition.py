@@ -1,23 +1,73 @@
-"""The broker-side partition: the log plus leadership state and the wake-up that long polls wait on.
+"""One partition replica on this broker: its log, its role (leader or follower) and everything that waits on it.
 
-On one node the high watermark equals the log end offset the moment an append returns; it is still kept as
-its own field, advanced by :meth:`BrokerPartition.advance_high_watermark`, because replication will move
-it only when followers catch up. Parked fetches are woken by that advance (an asyncio future per fetch,
-resolved from the append itself), never by a sleep loop.
+The leader appends client batches (after the idempotent-producer check), tracks what each follower has
+fetched and moves the high watermark to the smallest log end offset of the ISR; a follower appends the
+leader's batches as they are and takes the high watermark from the leader. Both keep the leader-epoch
+cache and the producer state in step with the log, so either can take over.
+
+Three kinds of waiters park here, each woken by the event it needs, never by a sleep loop:
+
+- consumer fetches, woken when the high watermark passes enough new bytes;
+- ``acks=all`` produces, woken when the high watermark passes their last offset (or failed when this
+  replica stops leading, or the ISR shrinks below ``min.insync.replicas``);
+- follower fetches on the leader, woken by any append.
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Sequence
+import enum
+import heapq
+import itertools
+import logging
+import time
+from collections import deque
+from collections.abc import Collection, Iterable, Sequence
 
+from gafka.protocol.record_batch import BatchHeader, iter_batches, validate_batch
 from gafka_broker.log.partition_log import AppendResult, PartitionLog, ReadResult
+from gafka_broker.replication.epoch_cache import LeaderEpochCache
+from gafka_broker.replication.producer_state import ProducerStateError, ProducerStateManager
+from gafka_broker.replication.replica_state import (
+    ReplicaState,
+    eligible_to_join,
+    high_watermark,
+    out_of_sync,
+)
 
-__all__ = ["BrokerPartition"]
+__all__ = ["NO_LEADER", "BrokerPartition", "CommitError", "NotLeaderError", "Role"]
+
+logger = logging.getLogger("gafka.broker.partition")
+
+NO_LEADER = -1
+
+
+class Role(enum.Enum):
+    NONE = "none"
+    """No leader known (offline partition, or metadata not applied yet)."""
+    LEADER = "leader"
+    FOLLOWER = "follower"
+
+
+class NotLeaderError(Exception):
+    """This replica does not lead the partition (any more)."""
+
+
+class CommitError(Exception):
+    """An ``acks=all`` wait ended without the records being committed; ``code`` is Kafka's reason."""
+
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+
+
+def _now_ms() -> int:
+    return int(time.time() * 1000)
 
 
 class _Waiter:
-    """One parked fetch: how many more bytes it needs before it is worth answering."""
+    """One parked consumer fetch: how many more committed bytes it needs before it is worth answering."""
 
     __slots__ = ("future", "remaining")
 
@@ -31,25 +81,86 @@ def _expire(future: asyncio.Future[bool]) -> None:
         future.set_result(False)
 
 
+_commit_sequence = itertools.count()
+
+
 class BrokerPartition:
-    """One partition this broker leads."""
+    """One partition replica hosted by this broker."""
 
-    __slots__ = ("_waiters", "high_watermark", "leader", "leader_epoch", "log", "partition", "replicas", "topic")
+    __slots__ = (
+        "_append_waiters",
+        "_appended",
+        "_commit_waiters",
+        "_committed_bytes",
+        "_waiters",
+        "adding",
+        "broker_id",
+        "epoch_cache",
+        "followers",
+        "high_watermark",
+        "isr",
+        "isr_change_pending",
+        "leader",
+        "leader_epoch",
+        "live_brokers",
+        "log",
+        "max_lag_ms",
+        "partition",
+        "partition_epoch",
+        "producers",
+        "replicas",
+        "role",
+        "topic",
+    )
 
-    def __init__(self, log: PartitionLog, *, leader: int, replicas: Sequence[int], leader_epoch: int = 0) -> None:
+    def __init__(
+        self,
+        log: PartitionLog,
+        *,
+        leader: int = NO_LEADER,
+        replicas: Sequence[int] = (),
+        leader_epoch: int = 0,
+        broker_id: int | None = None,
+        epoch_cache: LeaderEpochCache | None = None,
+        producers: ProducerStateManager | None = None,
+        high_watermark: int | None = None,
+        max_lag_ms: int = 30_000,
+    ) -> None:
+        """A replica that leads at once when ``leader`` is this broker (one-node clusters and tests)."""
         self.log = log
         self.topic = log.topic
         self.partition = log.partition
-        self.leader = leader
-        self.replicas = tuple(replicas)
-        self.leader_epoch = leader_epoch
-        self.high_watermark = log.log_end_offset
+        self.broker_id = leader if broker_id is None else broker_id
+        self.epoch_cache = epoch_cache if epoch_cache is not None else LeaderEpochCache()
+        self.producers = producers if producers is not None else ProducerStateManager()
+        self.max_lag_ms = max_lag_ms
+        self.role = Role.NONE
+        self.leader = NO_LEADER
+        self.leader_epoch = -1
+        self.partition_epoch = -1
+        self.replicas: tuple[int, ...] = tuple(replicas)
+        self.isr: tuple[int, ...] = ()
+        self.adding: tuple[int, ...] = ()
+        self.live_brokers: frozenset[int] = frozenset(replicas)
+        self.isr_change_pending = False
+        self.followers: dict[int, ReplicaState] = {}
+        end = log.log_end_offset
+        self.high_watermark = end if high_watermark is None else max(min(high_watermark, end), log.log_start_offset)
         self._waiters: set[_Waiter] = set()
+        self._commit_waiters: list[tuple[int, int, asyncio.Future[str | None]]] = []
+        self._append_waiters: set[asyncio.Future[None]] = set()
+        self._appended: deque[tuple[int, int]] = deque()
+        """(log end offset after an append, bytes appended so far) since the high watermark, as leader."""
+        self._committed_bytes = 0
+        if leader == self.broker_id and leader != NO_LEADER:
+            self.become_leader(
+                leader_epoch, replicas=replicas or (leader,), isr=(leader,), partition_epoch=0, now_ms=_now_ms()
+            )
 
+    # -- reading -------------------------------------------------------------------------------------
     @property
-    def isr(self) -> tuple[int, ...]:
-        """In-sync replicas; on one node, the leader alone."""
-        return (self.leader,)
+    def is_leader(self) -> bool:
+        return self.role is Role.LEADER
 
     @property
     def log_start_offset(self) -> int:
@@ -63,17 +174,215 @@ class BrokerPartition:
     def parked_fetches(self) -> int:
         return len(self._waiters)
 
+    @property
+    def min_insync_replicas(self) -> int:
+        return self.log.config.min_insync_replicas
+
+    def read(self, offset: int, max_bytes: int) -> ReadResult:
+        """Whole batches from ``offset``, never past the high watermark (raises OffsetOutOfRangeError)."""
+        return self.log.read(offset, max_bytes, max_offset=self.high_watermark)
+
+    # -- appending -----------------------------------------------------------------------------------
     def append(self, data: bytes | bytearray | memoryview, *, now_ms: int | None = None) -> AppendResult:
-        """Append as leader (validates, assigns offsets) and, being alone, commit it at once."""
+        """Append a client's batches as leader. A batch the producer already wrote is not appended again:
+        its original offsets are answered (with ``size`` 0)."""
+        if self.role is not Role.LEADER:
+            raise NotLeaderError(f"broker {self.broker_id} does not lead {self.topic}-{self.partition}")
+        headers = [header for _position, header in iter_batches(data)]
+        try:
+            duplicates = self.producers.check(headers)
+        except ProducerStateError:
+            for position, _header in iter_batches(data):
+                validate_batch(data, position)  # damaged bytes are reported as such, not as a sequence error
+            raise
+        if duplicates is not None:
+            first, last = duplicates[0], duplicates[-1]
+            return AppendResult(
+                first.first_offset, last.last_offset, -1, -1, last.last_offset - first.first_offset + 1, 0
+            )
+        if self.epoch_cache.latest_epoch != self.leader_epoch:
+            self.epoch_cache.assign(self.leader_epoch, self.log.log_end_offset)
         result = self.log.append_as_leader(data, leader_epoch=self.leader_epoch, now_ms=now_ms)
-        self.advance_high_watermark(self.log.log_end_offset, result.size)
+        offset = result.base_offset
+        for header in headers:
+            self.producers.update(header._replace(base_offset=offset))
+            offset += header.last_offset_delta + 1
+        self._committed_bytes_pending(result.size)
+        self._wake_appends()
+        self.maybe_advance_high_watermark(_now_ms() if now_ms is None else now_ms)
         return result
 
-    def advance_high_watermark(self, offset: int, new_bytes: int) -> None:
-        """Move the high watermark to ``offset`` and wake the fetches that now have enough to read."""
-        if offset <= self.high_watermark:
+    def append_as_follower(self, data: bytes | bytearray | memoryview) -> AppendResult:
+        """Append the leader's batches unchanged (they must continue this log exactly)."""
+        headers = [header for _position, header in iter_batches(data)]
+        cache = self.epoch_cache
+        for header in headers:
+            if header.partition_leader_epoch > cache.latest_epoch:
+                cache.assign(header.partition_leader_epoch, header.base_offset)
+        try:
+            result = self.log.append_as_follower(data)
+        except Exception:
+            cache.truncate_from_end(self.log.log_end_offset)
+            raise
+        for header in headers:
+            self.producers.update(header)
+        return result
+
+    def _committed_bytes_pending(self, size: int) -> None:
+        total = self._appended[-1][1] if self._appended else self._committed_bytes
+        self._appended.append((self.log.log_end_offset, total + size))
+
+    # -- truncation (followers) ----------------------------------------------------------------------
+    def truncate_to(self, offset: int) -> None:
+        """Drop every batch at ``offset`` and later; the epoch cache and producer state follow."""
+        if offset >= self.log.log_end_offset:
             return
+        self.log.truncate_to(offset)
+        end = self.log.log_end_offset
+        self.epoch_cache.truncate_from_end(end)
+        self.producers.rebuild(self.log.batch_headers())
+        self.high_watermark = min(self.high_watermark, end)
+        self._appended.clear()
+
+    def truncate_fully_and_start_at(self, offset: int) -> None:
+        self.log.truncate_fully_and_start_at(offset)
+        self.epoch_cache.clear()
+        self.producers.rebuild(())
         self.high_watermark = offset
+        self._appended.clear()
+
+    def update_follower_high_watermark(self, leader_high_watermark: int) -> None:
+        self.high_watermark = max(min(leader_high_watermark, self.log.log_end_offset), self.log.log_start_offset)
+
+    # -- roles ---------------------------------------------------------------------------------------
+    def become_leader(
+        self,
+        leader_epoch: int,
+        *,
+        replicas: Sequence[int],
+        isr: Sequence[int],
+        partition_epoch: int,
+        adding: Sequence[int] = (),
+        now_ms: int,
+    ) -> bool:
+        """Lead at ``leader_epoch`` (returns True when that is new) or take the ISR the controller now has."""
+        is_new = self.role is not Role.LEADER or leader_epoch != self.leader_epoch
+        self.role = Role.LEADER
+        self.leader = self.broker_id
+        self.leader_epoch = leader_epoch
+        self.replicas = tuple(replicas)
+        self.adding = tuple(adding)
+        self.isr = tuple(isr)
+        self.partition_epoch = partition_epoch
+        others = [b for b in dict.fromkeys((*self.replicas, *self.adding)) if b != self.broker_id]
+        end = self.log.log_end_offset
+        if is_new:
+            self.epoch_cache.assign(leader_epoch, end)  # KIP-279: the new epoch starts here, appended or not
+            self.followers = {}
+            self._appended.clear()
+            self._committed_bytes = 0
+            self.isr_change_pending = False
+        for broker_id in others:
+            if broker_id not in self.followers:
+                state = ReplicaState(broker_id)
+                state.reset(now_ms, end, in_isr=broker_id in self.isr)
+                self.followers[broker_id] = state
+        for broker_id in [b for b in self.followers if b not in others]:
+            del self.followers[broker_id]
+        self.maybe_advance_high_watermark(now_ms)
+        self._check_commit_waiters()
+        return is_new
+
+    def become_follower(self, leader: int, leader_epoch: int, *, replicas: Sequence[int], isr: Sequence[int]) -> bool:
+        """Follow ``leader`` (or nobody, when it is -1); returns True when leader or epoch changed.
+        A deposed leader's ``acks=all`` waiters fail: its high watermark can no longer move."""
+        changed = self.role is Role.LEADER or leader != self.leader or leader_epoch != self.leader_epoch
+        was_leader = self.role is Role.LEADER
+        self.role = Role.FOLLOWER if leader != NO_LEADER else Role.NONE
+        self.leader = leader
+        self.leader_epoch = leader_epoch
+        self.replicas = tuple(replicas)
+        self.isr = tuple(isr)
+        self.adding = ()
+        self.followers = {}
+        self.isr_change_pending = False
+        if was_leader:
+            self.fail_commit_waiters(
+                "NOT_LEADER_OR_FOLLOWER", f"broker {self.broker_id} no longer leads this partition"
+            )
+            self.wake_all()
+        self._appended.clear()
+        return changed
+
+    def set_isr(self, isr: Sequence[int], partition_epoch: int, now_ms: int) -> None:
+        """The controller accepted an ISR change."""
+        self.isr = tuple(isr)
+        self.partition_epoch = partition_epoch
+        for broker_id, state in self.followers.items():
+            if broker_id in self.isr and state.last_caught_up_ms == 0:
+                state.last_caught_up_ms = now_ms
+        self.maybe_advance_high_watermark(now_ms)
+        self._check_commit_waiters()
+
+    # -- the leader's view of its followers ----------------------------------------------------------
+    def record_follower_fetch(self, broker_id: int, fetch_offset: int, now_ms: int) -> ReplicaState | None:
+        """A follower fetched from ``fetch_offset``: it has everything before it."""
+        state = self.followers.get(broker_id)
+        if state is None:
+            return None
+        state.record_fetch(fetch_offset, self.log.log_end_offset, now_ms)
+        self.maybe_advance_high_watermark(now_ms)
+        return state
+
+    def should_expand_isr(self, broker_id: int) -> bool:
+        state = self.followers.get(broker_id)
+        if state is None or broker_id in self.isr or broker_id not in self.live_brokers:
+            return False
+        epoch_start = self.epoch_cache.start_offset_of(self.leader_epoch)
+        return eligible_to_join(state, self.high_watermark, epoch_start if epoch_start is not None else 0)
+
+    def out_of_sync_replicas(self, now_ms: int) -> list[int]:
+        return out_of_sync(self.isr, self.broker_id, self.followers, self.log.log_end_offset, now_ms, self.max_lag_ms)
+
+    def maybe_advance_high_watermark(self, now_ms: int) -> bool:
+        if self.role is not Role.LEADER:
+            return False
+        new = high_watermark(
+            self.high_watermark,
+            self.broker_id,
+            self.log.log_end_offset,
+            self.isr,
+            self.followers,
+            min_isr=min(self.min_insync_replicas, max(len(self.replicas), 1)),
+            now_ms=now_ms,
+            max_lag_ms=self.max_lag_ms,
+            eligible=self.live_brokers,
+        )
+        if new <= self.high_watermark:
+            return False
+        self._advance_to(new)
+        return True
+
+    def _advance_to(self, offset: int) -> None:
+        self.high_watermark = offset
+        appended = self._appended
+        committed = self._committed_bytes
+        while appended and appended[0][0] <= offset:
+            committed = appended.popleft()[1]
+        new_bytes = max(committed - self._committed_bytes, 1)
+        self._committed_bytes = committed
+        self._wake_consumers(new_bytes)
+        self._check_commit_waiters()
+
+    def advance_high_watermark(self, offset: int, new_bytes: int) -> None:
+        """Move the high watermark to ``offset`` directly (tests of the fetch path)."""
+        if offset > self.high_watermark:
+            self.high_watermark = offset
+            self._wake_consumers(new_bytes)
+            self._check_commit_waiters()
+
+    # -- consumer long polls -------------------------------------------------------------------------
+    def _wake_consumers(self, new_bytes: int) -> None:
         if not self._waiters:
             return
         for waiter in tuple(self._waiters):
@@ -82,10 +391,6 @@ class BrokerPartition:
                 self._waiters.discard(waiter)
                 if not waiter.future.done():
                     waiter.future.set_result(True)
-
-    def read(self, offset: int, max_bytes: int) -> ReadResult:
-        """Whole batches from ``offset``, never past the high watermark (raises OffsetOutOfRangeError)."""
-        return self.log.read(offset, max_bytes, max_offset=self.high_watermark)
 
     async def wait_for_data(self, needed_bytes: int, timeout_s: float) -> bool:
         """Park until ``needed_bytes`` more bytes are committed (True) or ``timeout_s`` passes (False)."""
@@ -101,8 +406,112 @@ class BrokerPartition:
             self._waiters.discard(waiter)
 
     def wake_all(self) -> None:
-        """Release every parked fetch now (shutdown, topic deletion); they answer with what there is."""
+        """Release every parked fetch now (shutdown, topic deletion, lost leadership)."""
         waiters, self._waiters = self._waiters, set()
         for waiter in waiters:
             if not waiter.future.done():
                 waiter.future.set_result(False)
+        self._wake_appends()
+
+    # -- acks=all ------------------------------------------------------------------------------------
+    async def wait_committed(self, offset: int, timeout_s: float) -> None:
+        """Return once the high watermark reaches ``offset``; raise :class:`CommitError` otherwise."""
+        if self.high_watermark >= offset:
+            return
+        if self.role is not Role.LEADER:
+            raise CommitError("NOT_LEADER_OR_FOLLOWER", f"broker {self.broker_id} no longer leads this partition")
+        future: asyncio.Future[str | None] = asyncio.get_running_loop().create_future()
+        entry = (offset, next(_commit_sequence), future)
+        heapq.heappush(self._commit_waiters, entry)
+        try:
+            code = await asyncio.wait_for(future, timeout_s)
+        except TimeoutError:
+            raise CommitError(
+                "REQUEST_TIMED_OUT",
+                f"the in-sync replicas did not confirm offset {offset - 1} within {timeout_s * 1000:.0f} ms",
+            ) from None
+        finally:
+            if not future.done():
+                future.cancel()
+        if code is not None:
+            raise CommitError(code, self._failure_message(code))
+
+    def _failure_message(self, code: str) -> str:
+        if code == "NOT_ENOUGH_REPLICAS_AFTER_APPEND":
+            return (
+                f"the records were written but the ISR shrank to {len(self.isr)}, below "
+                f"min.insync.replicas={self.min_insync_replicas}; they may or may not be committed"
+            )
+        return f"broker {self.broker_id} stopped leading {self.topic}-{self.partition}; retry on the new leader"
+
+    def _check_commit_waiters(self) -> None:
+        waiters = self._commit_waiters
+        while waiters and waiters[0][0] <= self.high_watermark:
+            _offset, _seq, future = heapq.heappop(waiters)
+            if not future.done():
+                future.set_result(None)
+        if waiters and self.role is Role.LEADER and len(self.isr) < self.min_insync_replicas:
+            self.fail_commit_waiters("NOT_ENOUGH_REPLICAS_AFTER_APPEND", "")
+
+    def fail_commit_waiters(self, code: str, _message: str) -> None:
+        waiters, self._commit_waiters = self._commit_waiters, []
+        for _offset, _seq, future in waiters:
+            if not future.done():
+                future.set_result(code)
+
+    @property
+    def pending_commits(self) -> int:
+        return len(self._commit_waiters)
+
+    # -- follower fetches waiting on the leader ------------------------------------------------------
+    def append_waiter(self) -> asyncio.Future[None]:
+        """A future resolved by the next append (or by a role change); the caller removes it."""
+        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._append_waiters.add(future)
+        return future
+
+    def discard_append_waiter(self, future: asyncio.Future[None]) -> None:
+        self._append_waiters.discard(future)
+
+    def _wake_appends(self) -> None:
+        if not self._append_waiters:
+            return
+        waiters, self._append_waiters = self._append_waiters, set()
+        for future in waiters:
+            if not future.done():
+                future.set_result(None)
+
+
+def rebuild_state(
+    log: PartitionLog, cache: LeaderEpochCache | None, *, clean: bool
+) -> tuple[LeaderEpochCache, ProducerStateManager]:
+    """The epoch cache and producer state of a just-opened log.
+
+    The checkpointed epoch cache is trusted up to the log's recovery point after a clean start; after an
+    unclean one, or when the checkpoint is missing, the part the checkpoint may not cover is rebuilt from
+    the batch headers. Producer state always comes from the headers.
+    """
+    path = log.directory / "leader-epoch-checkpoint"
+    if cache is None:
+        cache = LeaderEpochCache(path)
+        rebuild_from: int | None = log.log_start_offset
+    elif clean:
+        rebuild_from = None
+    else:
+        rebuild_from = min(log.recovery_point, log.log_end_offset)
+    cache.truncate_from_end(log.log_end_offset)
+    producers = ProducerStateManager()
+    headers: Iterable[BatchHeader] = log.batch_headers()
+    for header in headers:
+        producers.update(header)
+        if (
+            rebuild_from is not None
+            and header.last_offset >= rebuild_from
+            and header.partition_leader_epoch > cache.latest_epoch
+        ):
+            cache.assign(header.partition_leader_epoch, header.base_offset)
+    return cache, producers
+
+
+def hosted_replicas(replicas: Collection[int], adding: Collection[int]) -> tuple[int, ...]:
+    return tuple(dict.fromkeys((*replicas, *adding)))

@@ -22,7 +22,7 @@ def http(shared_broker: BrokerProcess) -> Iterator[httpx.Client]:
 
 def test_cluster_is_one_node_that_controls_itself(shared_broker: BrokerProcess, http: httpx.Client) -> None:
     body = http.get("/v1/cluster").json()
-    assert body["brokers"] == [{"id": 0, "url": shared_broker.url}]
+    assert body["brokers"] == [{"id": 0, "url": shared_broker.url, "fenced": False}]
     assert body["controller"] == 0
     assert isinstance(body["cluster_id"], str) and body["cluster_id"]
     assert body["limits"]["max_records_per_request"] == 10_000

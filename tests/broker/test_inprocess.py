@@ -9,9 +9,9 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterator
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
-from typing import Any
 
 import httpx
 import pytest
@@ -31,77 +31,101 @@ class FailingPartition(BrokerPartition):
         raise LogError("No space left on device")
 
 
-def request(broker: Broker, method: str, url: str, **kwargs: Any) -> httpx.Response:
-    async def go() -> httpx.Response:
-        transport = httpx.ASGITransport(app=create_app(broker))
-        async with httpx.AsyncClient(transport=transport, base_url="http://gafka") as client:
-            return await client.request(method, url, **kwargs)
-
-    return asyncio.run(go())
-
-
 @pytest.fixture
-def broker(tmp_path: Path) -> Iterator[Broker]:
-    broker = build_broker(BrokerConfig(data_dir=tmp_path), "http://gafka")
-    yield broker
-    if broker.ready:
-        broker.log_manager.shutdown()
+def broker(tmp_path: Path) -> Broker:
+    return build_broker(BrokerConfig(data_dir=tmp_path), "http://gafka")
+
+
+@asynccontextmanager
+async def client(broker: Broker) -> AsyncIterator[httpx.AsyncClient]:
+    transport = httpx.ASGITransport(app=create_app(broker))
+    async with httpx.AsyncClient(transport=transport, base_url="http://gafka") as http:
+        yield http
+
+
+async def start(broker: Broker) -> None:
+    """What the lifespan does: the in-process controller, then joining the cluster (recovery included)."""
+    assert broker.controller_service is not None
+    await broker.controller_service.start()
+    await broker.start()
+    broker.ready = True
+
+
+async def stop(broker: Broker) -> None:
+    await broker.close()
+    broker.log_manager.shutdown()
+    assert broker.controller_service is not None
+    await broker.controller_service.stop()
 
 
 def test_not_ready_until_recovered(broker: Broker) -> None:
-    assert request(broker, "GET", "/healthz").status_code == 200
-    for method, url in (
-        ("GET", "/readyz"),
-        ("GET", "/v1/topics"),
-        ("POST", "/v1/topics/t/records"),
-        ("GET", "/v1/topics/t/partitions/0/records?offset=0"),
-    ):
-        response = request(broker, method, url)
-        assert response.status_code == 503, url
-        assert response.json()["error_code"] == "BROKER_NOT_AVAILABLE"
-    broker.recover()
-    broker.ready = True
-    assert request(broker, "GET", "/readyz").status_code == 200
-    assert request(broker, "GET", "/v1/topics").json() == {"topics": []}
+    async def scenario() -> None:
+        async with client(broker) as http:
+            assert (await http.get("/healthz")).status_code == 200
+            for method, url in (
+                ("GET", "/readyz"),
+                ("GET", "/v1/topics"),
+                ("POST", "/v1/topics/t/records"),
+                ("GET", "/v1/topics/t/partitions/0/records?offset=0"),
+            ):
+                response = await http.request(method, url)
+                assert response.status_code == 503, url
+                assert response.json()["error_code"] == "BROKER_NOT_AVAILABLE"
+            await start(broker)
+            assert (await http.get("/readyz")).status_code == 200
+            assert (await http.get("/v1/topics")).json() == {"topics": []}
+        await stop(broker)
+
+    asyncio.run(scenario())
 
 
-def ready(broker: Broker, partitions: int) -> None:
-    broker.recover()
-    broker.ready = True
-    broker.create_topic("t", partitions, 1, None)
+async def ready(broker: Broker, partitions: int) -> None:
+    await start(broker)
+    await broker.create_topic("t", partitions, 1, None)
+
+
+def break_partition(broker: Broker, index: int) -> None:
+    healthy = broker.partition("t", index)
+    broker.replica_manager.replicas[("t", index)] = FailingPartition(healthy.log, leader=0, replicas=(0,))
 
 
 def test_partial_append_failure_is_207_with_per_record_errors(broker: Broker) -> None:
-    ready(broker, 2)
-    healthy = broker.partition("t", 0)
-    broken = broker.partition("t", 1)
-    broker.topic_partitions("t")[1] = FailingPartition(broken.log, leader=0, replicas=(0,))
-    records = [{"value": "a", "partition": 0}, {"value": "b", "partition": 1}, {"value": "c", "partition": 0}]
-    response = request(broker, "POST", "/v1/topics/t/records", json={"records": records})
-    assert response.status_code == 207
-    offsets = response.json()["offsets"]
-    assert [o.get("offset") for o in offsets] == [0, None, 1]
-    assert offsets[1]["partition"] == 1
-    assert offsets[1]["error_code"] == "KAFKA_STORAGE_ERROR"
-    assert "No space left" in offsets[1]["message"]
-    assert healthy.high_watermark == 2
+    async def scenario() -> None:
+        await ready(broker, 2)
+        healthy = broker.partition("t", 0)
+        break_partition(broker, 1)
+        records = [{"value": "a", "partition": 0}, {"value": "b", "partition": 1}, {"value": "c", "partition": 0}]
+        async with client(broker) as http:
+            response = await http.post("/v1/topics/t/records", json={"records": records})
+        assert response.status_code == 207
+        offsets = response.json()["offsets"]
+        assert [o.get("offset") for o in offsets] == [0, None, 1]
+        assert offsets[1]["partition"] == 1
+        assert offsets[1]["error_code"] == "KAFKA_STORAGE_ERROR"
+        assert "No space left" in offsets[1]["message"]
+        assert healthy.high_watermark == 2
+        await stop(broker)
+
+    asyncio.run(scenario())
 
 
 def test_total_append_failure_is_an_error_status(broker: Broker) -> None:
-    ready(broker, 1)
-    healthy = broker.partition("t", 0)
-    broker.topic_partitions("t")[0] = FailingPartition(healthy.log, leader=0, replicas=(0,))
-    response = request(broker, "POST", "/v1/topics/t/records", json={"records": [{"value": "a"}, {"value": "b"}]})
-    assert response.status_code == 500
-    body = response.json()
-    assert body["error_code"] == "KAFKA_STORAGE_ERROR"
-    assert [o["error_code"] for o in body["offsets"]] == ["KAFKA_STORAGE_ERROR"] * 2
-    batch = request(
-        broker,
-        "POST",
-        "/v1/topics/t/partitions/0/batches",
-        content=b"x" * 100,
-        headers={"content-type": "application/octet-stream"},
-    )
-    assert batch.status_code == 500
-    assert batch.json()["error_code"] == "KAFKA_STORAGE_ERROR"
+    async def scenario() -> None:
+        await ready(broker, 1)
+        break_partition(broker, 0)
+        async with client(broker) as http:
+            response = await http.post("/v1/topics/t/records", json={"records": [{"value": "a"}, {"value": "b"}]})
+            assert response.status_code == 500
+            body = response.json()
+            assert body["error_code"] == "KAFKA_STORAGE_ERROR"
+            assert [o["error_code"] for o in body["offsets"]] == ["KAFKA_STORAGE_ERROR"] * 2
+            batch = await http.post(
+                "/v1/topics/t/partitions/0/batches",
+                content=b"x" * 100,
+                headers={"content-type": "application/octet-stream"},
+            )
+        assert batch.status_code == 500
+        assert batch.json()["error_code"] == "KAFKA_STORAGE_ERROR"
+        await stop(broker)
+
+    asyncio.run(scenario())

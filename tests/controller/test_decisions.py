@@ -181,6 +181,21 @@ def test_controlled_shutdown_hands_leadership_over() -> None:
     controller.create_topic("t", 6, 3, {})
     metadata = controller.controlled_shutdown(0)
     assert all(state.leader != 0 for state in metadata.topics["t"].partitions)
+    # it also leaves the ISRs it follows in, so acks=all does not wait for it (never emptying one)
+    assert all(0 not in state.isr for state in metadata.topics["t"].partitions)
+    controller.create_topic("alone", 1, 1, {})
+    state = controller.controlled_shutdown(controller.metadata().topics["alone"].partitions[0].leader)
+    assert len(state.topics["alone"].partitions[0].isr) == 1
+
+
+def test_producer_ids_are_handed_out_in_disjoint_blocks(tmp_path: Path) -> None:
+    store = FileMetadataStore(tmp_path / "cluster.json")
+    first = Controller(store).allocate_producer_ids(1000)
+    second = Controller(store).allocate_producer_ids(10)  # a restarted controller carries on from the store
+    assert (first, second) == (0, 1000)
+    assert Controller(store).metadata().next_producer_id == 1010
+    with pytest.raises(ControllerError):
+        decisions.allocate_producer_ids(store.load() or ClusterMetadata("c"), 0)
 
 
 def test_topic_rules() -> None:

@@ -93,6 +93,8 @@ def test_register_create_watch_and_fence(controller_url: str) -> None:
         with pytest.raises(ControllerError) as error:
             await client.create_topic("orders", 1, 1, {})
         assert error.value.code == "TOPIC_ALREADY_EXISTS"
+        first = await client.allocate_producer_ids(1000)
+        assert await client.allocate_producer_ids(5) == first + 1000
         await client.close()
 
     asyncio.run(scenario())

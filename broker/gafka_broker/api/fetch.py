@@ -3,6 +3,10 @@
 Long polling: when fewer than ``min_bytes`` are available the request parks on the partition and is woken
 by the append that brings enough data (or by ``max_wait_ms``, shutdown or topic deletion). The number of
 parked fetches is capped; one more is answered 429 instead of holding memory without bound.
+
+Only the leader serves consumers, and only up to the high watermark: records the in-sync replicas do not
+all have yet are never given out. A JSON fetch that reaches another broker is forwarded to the leader
+(one hop); a raw fetch (the SDK's) gets ``421 NOT_LEADER_OR_FOLLOWER`` with the leader's URL instead.
 """
 
 from __future__ import annotations
@@ -12,13 +16,14 @@ from starlette.responses import Response
 
 from gafka.protocol.record_batch import CorruptRecordError, InvalidRecordError, decode_batches, iter_batches
 from gafka_broker.api.common import BATCH_MEDIA_TYPE, json_response, query_int
-from gafka_broker.broker import Broker
+from gafka_broker.broker import Broker, RemoteLeader
 from gafka_broker.errors import ApiError, ErrorCode
 from gafka_broker.json_codec import RecordFormatError, parse_format, record_to_json
 from gafka_broker.log.errors import OffsetOutOfRangeError
 from gafka_broker.log.partition_log import ReadResult
 from gafka_broker.metrics import LONG_POLLS, topic_metrics
 from gafka_broker.partition import BrokerPartition
+from gafka_broker.replication.forwarding import is_forwarded
 
 __all__ = ["DEFAULT_MAX_BYTES", "DEFAULT_MAX_WAIT_MS", "FetchHandlers"]
 
@@ -48,7 +53,7 @@ class FetchHandlers:
     def _read(self, partition: BrokerPartition, offset: int, max_bytes: int) -> ReadResult:
         """Read for a consumer: valid offsets are ``log_start_offset..high_watermark``."""
         try:
-            if offset > partition.high_watermark:
+            if offset > partition.log_end_offset:  # between the two: valid, just not committed yet (empty)
                 raise OffsetOutOfRangeError(offset, partition.log_start_offset, partition.log_end_offset)
             return partition.read(offset, max_bytes)
         except OffsetOutOfRangeError as exc:
@@ -78,19 +83,33 @@ class FetchHandlers:
             broker.long_polls -= 1
             LONG_POLLS.dec()
 
+    async def _elsewhere(
+        self, request: Request, topic: str, leader: RemoteLeader, raw: bool, max_wait_ms: int
+    ) -> Response:
+        """Forward a JSON fetch to the leader; a raw one (or one forwarded already) is told where to go."""
+        if raw or is_forwarded(request):
+            index, _state = self.broker.partition_state(topic, request.path_params["partition"])
+            raise self.broker.not_leader(topic, index, leader)
+        return await self.broker.forwarder.proxy(
+            request, leader.broker_id, leader.url, timeout_s=max_wait_ms / 1000 + 30
+        )
+
     async def fetch(self, request: Request) -> Response:
         """Records from ``offset``; waits up to ``max_wait_ms`` for ``min_bytes``."""
         broker = self.broker
         broker.check_ready()
         params = request.path_params
         topic = params["topic"]
-        partition = broker.partition(topic, params["partition"])
         query = request.query_params
         offset = query_int(query, "offset", None, -(1 << 63))
         max_bytes = query_int(query, "max_bytes", DEFAULT_MAX_BYTES, 1, self.config.max_fetch_bytes)
         min_bytes = min(query_int(query, "min_bytes", DEFAULT_MIN_BYTES, 0), max_bytes)
         max_wait_ms = query_int(query, "max_wait_ms", DEFAULT_MAX_WAIT_MS, 0, self.config.max_wait_ms)
         raw = wants_raw(request.headers.get("accept"))
+        routed = broker.route(topic, params["partition"])
+        if isinstance(routed, RemoteLeader):
+            return await self._elsewhere(request, topic, routed, raw, max_wait_ms)
+        partition = routed
         try:
             key_format = parse_format(query.get("key_format"), "key_format")
             value_format = parse_format(query.get("value_format"), "value_format")
@@ -99,7 +118,10 @@ class FetchHandlers:
         result = self._read(partition, offset, max_bytes)
         if len(result.data) < min_bytes and max_wait_ms > 0 and not broker.stopping:
             await self._park(partition, min_bytes - len(result.data), max_wait_ms)
-            partition = broker.partition(topic, params["partition"])  # 404 if deleted meanwhile
+            routed = broker.route(topic, params["partition"])  # 404 if deleted meanwhile
+            if isinstance(routed, RemoteLeader):  # leadership moved while we waited
+                return await self._elsewhere(request, topic, routed, raw, 0)
+            partition = routed
             result = self._read(partition, offset, max_bytes)
         data = result.data
         high_watermark = partition.high_watermark

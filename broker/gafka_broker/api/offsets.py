@@ -6,8 +6,9 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from gafka_broker.api.common import json_response
-from gafka_broker.broker import Broker
+from gafka_broker.broker import Broker, RemoteLeader
 from gafka_broker.errors import ApiError, ErrorCode
+from gafka_broker.replication.forwarding import is_forwarded
 
 __all__ = ["OffsetHandlers"]
 
@@ -30,7 +31,13 @@ class OffsetHandlers:
         broker = self.broker
         broker.check_ready()
         params = request.path_params
-        partition = broker.partition(params["topic"], params["partition"])
+        routed = broker.route(params["topic"], params["partition"])
+        if isinstance(routed, RemoteLeader):
+            if is_forwarded(request):
+                index, _state = broker.partition_state(params["topic"], params["partition"])
+                raise broker.not_leader(params["topic"], index, routed)
+            return await broker.forwarder.proxy(request, routed.broker_id, routed.url, timeout_s=10)
+        partition = routed
         at = (request.query_params.get("at") or "latest").strip().lower()
         if at in _EARLIEST:
             return json_response({"offset": partition.log_start_offset})

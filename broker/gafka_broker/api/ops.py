@@ -22,14 +22,25 @@ class OpsHandlers:
         self._openapi = json_response(openapi_document()).body
 
     async def cluster(self, _request: Request) -> Response:
-        """``GET /v1/cluster``: who is in the cluster, who controls it, and the request limits."""
+        """``GET /v1/cluster``: who is in the cluster (every broker the metadata knows, ``fenced`` when its
+        session expired), who controls it, and the request limits."""
         broker = self.broker
         config = broker.config
+        metadata = broker.replica_manager.metadata
+        if metadata is None:
+            brokers = [{"id": broker.meta.broker_id, "url": broker.url, "fenced": True}]
+        else:
+            brokers = [
+                {"id": info.broker_id, "url": info.url, "fenced": info.fenced}
+                for info in sorted(metadata.brokers.values(), key=lambda info: info.broker_id)
+            ]
+        controller_url = broker.url if broker.controller_service is not None else broker.config.controller_url
         return json_response(
             {
-                "cluster_id": broker.meta.cluster_id,
-                "brokers": [{"id": broker.meta.broker_id, "url": broker.url}],
+                "cluster_id": metadata.cluster_id if metadata is not None else broker.meta.cluster_id,
+                "brokers": brokers,
                 "controller": broker.controller_id,
+                "controller_url": controller_url,
                 "limits": {
                     "max_request_bytes": config.max_request_bytes,
                     "max_records_per_request": config.max_records_per_request,

@@ -3,6 +3,11 @@
 Both validate the whole request before appending anything, so a rejected request writes nothing. JSON
 records are grouped per partition and each group is appended in one call (atomic per partition); a
 failure of one partition's append after validation is reported per record with a 207.
+
+Only a partition's leader appends. JSON records for partitions led elsewhere are sent on to their leaders
+(one hop, in parallel) with their partition fixed, so any broker takes any JSON produce; raw batches come
+from the SDK, which knows the leaders, and get ``421 NOT_LEADER_OR_FOLLOWER`` instead. With ``acks=all``
+the answer waits until the in-sync replicas have the records (the high watermark passed them).
 """
 
 from __future__ import annotations
@@ -22,17 +27,20 @@ from gafka_broker.api.common import (
     ACKS_ALL,
     json_response,
     parse_acks,
+    query_int,
     read_body,
     require_binary,
     require_json,
 )
-from gafka_broker.broker import Broker
+from gafka_broker.broker import Broker, RemoteLeader
 from gafka_broker.errors import ApiError, ErrorCode
 from gafka_broker.json_codec import ProduceRecord, RecordFormatError, encode_batches, parse_produce_body
 from gafka_broker.log.errors import LogError, RecordTooLargeError
 from gafka_broker.log.partition_log import AppendResult
 from gafka_broker.metrics import topic_metrics
-from gafka_broker.partition import BrokerPartition
+from gafka_broker.partition import BrokerPartition, CommitError, NotLeaderError
+from gafka_broker.replication.forwarding import is_forwarded
+from gafka_broker.replication.producer_state import ProducerStateError
 
 __all__ = ["ProduceHandlers"]
 
@@ -47,7 +55,18 @@ def _append_error(exc: Exception) -> ApiError:
         return ApiError(ErrorCode.CORRUPT_MESSAGE, str(exc))
     if isinstance(exc, InvalidRecordError):
         return ApiError(ErrorCode.INVALID_RECORD, str(exc))
+    if isinstance(exc, NotLeaderError):
+        return ApiError(ErrorCode.NOT_LEADER_OR_FOLLOWER, f"{exc}; refresh metadata and retry on the new leader")
+    if isinstance(exc, ProducerStateError):
+        return ApiError(ErrorCode(exc.code), exc.message)
     return ApiError(ErrorCode.KAFKA_STORAGE_ERROR, f"the log could not store the records: {exc}")
+
+
+def _commit_error(exc: CommitError) -> ApiError:
+    return ApiError(ErrorCode(exc.code), exc.message)
+
+
+_APPEND_ERRORS = (CorruptRecordError, InvalidRecordError, LogError, OSError, NotLeaderError, ProducerStateError)
 
 
 class ProduceHandlers:
@@ -86,6 +105,11 @@ class ProduceHandlers:
         else:
             await asyncio.gather(*(committer.after_append(partition.log) for partition in partitions))
 
+    def _timeout_s(self, request: Request) -> float:
+        """How long ``acks=all`` waits: ``?timeout_ms=`` (Kafka's produce timeout), at most ``request_timeout_ms``."""
+        limit = self.config.request_timeout_ms
+        return query_int(request.query_params, "timeout_ms", limit, 1, limit) / 1000
+
     def _background_done(self, task: asyncio.Task[None]) -> None:
         self._background.discard(task)
         if not task.cancelled() and task.exception() is not None:
@@ -108,20 +132,67 @@ class ProduceHandlers:
             records = parse_produce_body(document, max_records=self.config.max_records_per_request)
         except RecordFormatError as exc:
             raise self._format_error(exc) from None
-        partitions = broker.topic_partitions(topic, auto_create=True)
+        broker.check_writable(topic)
+        info = await broker.ensure_topic(topic, auto_create=True)
         topic_config = broker.topic_config(topic)
-        groups = self._assign(topic, records, len(partitions))
-        targets = [partitions[index] for index in groups]
-        self._check_acks(acks, targets, topic_config.min_insync_replicas)
+        groups = self._assign(topic, records, len(info.partitions))
+        local: list[tuple[BrokerPartition, list[int]]] = []
+        remote: dict[RemoteLeader | None, list[tuple[int, list[int]]]] = {}
+        for index, indices in groups.items():
+            routed = broker.route(topic, index)
+            if isinstance(routed, BrokerPartition):
+                local.append((routed, indices))
+            else:
+                remote.setdefault(None if is_forwarded(request) else routed, []).append((index, indices))
+        self._check_acks(acks, [target for target, _ in local], topic_config.min_insync_replicas)
         now = int(time.time() * 1000)
         payloads: list[tuple[BrokerPartition, list[int], bytes]] = []
-        for target, indices in zip(targets, groups.values(), strict=True):
+        for target, indices in local:
             try:
                 data = encode_batches([records[i] for i in indices], indices, topic_config.max_message_bytes, now)
             except RecordFormatError as exc:
                 raise self._format_error(exc) from None
             payloads.append((target, indices, data))
-        return await self._append_json(topic, acks, records, payloads, now)
+        forwarded = [self._forward_records(request, topic, document, leader, parts) for leader, parts in remote.items()]
+        return await self._append_json(topic, acks, records, payloads, now, forwarded, self._timeout_s(request))
+
+    async def _forward_records(
+        self,
+        request: Request,
+        topic: str,
+        document: Any,
+        leader: RemoteLeader | None,
+        parts: list[tuple[int, list[int]]],
+    ) -> list[tuple[int, dict[str, Any]]]:
+        """Send the records of partitions led by ``leader`` there, each with its partition fixed; returns the
+        per-record answers at their index in this request (None leader: already forwarded once, refuse)."""
+        indices = [index for _partition, group in parts for index in group]
+        if leader is None:
+            error = ApiError(
+                ErrorCode.NOT_LEADER_OR_FOLLOWER,
+                f"broker {self.broker.meta.broker_id} does not lead these partitions of {topic!r} either; retry",
+            )
+            return [(index, {"partition": p, **error.body()}) for p, group in parts for index in group]
+        sent = [{**document["records"][index], "partition": partition} for partition, group in parts for index in group]
+        try:
+            _status, answer = await self.broker.forwarder.post_json(
+                leader.broker_id,
+                leader.url,
+                f"/v1/topics/{topic}/records",
+                {"records": sent},
+                params=dict(request.query_params),
+                timeout_s=self.config.request_timeout_ms / 1000 + 10,
+            )
+        except ApiError as exc:
+            answer = exc.body()
+        offsets = answer.get("offsets") if isinstance(answer, dict) else None
+        if isinstance(offsets, list) and len(offsets) == len(indices):
+            return list(zip(indices, offsets, strict=True))
+        if isinstance(answer, dict) and "error_code" in answer:
+            body = {key: value for key, value in answer.items() if key != "offsets"}
+        else:
+            body = ApiError(ErrorCode.UNKNOWN_SERVER_ERROR, f"broker {leader.broker_id} gave no offsets").body()
+        return [(index, {"partition": partition, **body}) for partition, group in parts for index in group]
 
     @staticmethod
     def _format_error(exc: RecordFormatError) -> ApiError:
@@ -158,15 +229,18 @@ class ProduceHandlers:
         records: list[ProduceRecord],
         payloads: list[tuple[BrokerPartition, list[int], bytes]],
         now: int,
+        forwarded: list[Any] | None = None,
+        timeout_s: float = 30.0,
     ) -> Response:
         offsets: list[dict[str, Any] | None] = [None] * len(records)
         failures: list[tuple[int, list[int], ApiError]] = []
-        appended: list[tuple[BrokerPartition, list[int]]] = []
+        appended: list[tuple[BrokerPartition, list[int], AppendResult]] = []
         metrics = topic_metrics(topic)
+        remote = asyncio.gather(*forwarded) if forwarded else None  # runs while we append here
         for target, indices, data in payloads:
             try:
                 result = target.append(data, now_ms=now)
-            except (CorruptRecordError, InvalidRecordError, LogError, OSError) as exc:
+            except _APPEND_ERRORS as exc:
                 error = _append_error(exc)
                 failures.append((target.partition, indices, error))
                 metrics.produce_failures.inc(len(indices))
@@ -178,24 +252,47 @@ class ProduceHandlers:
                     error.message,
                 )
                 continue
-            appended.append((target, indices))
+            appended.append((target, indices, result))
             metrics.bytes_in.inc(result.size)
             metrics.messages_in.inc(result.record_count)
             self._fill_offsets(offsets, records, indices, target.partition, result, now)
         try:
-            await self._durable(acks, [target for target, _ in appended])
+            await self._durable(acks, [target for target, _, _ in appended])
         except (LogError, OSError) as exc:
             error = ApiError(ErrorCode.KAFKA_STORAGE_ERROR, f"the records were appended but not flushed: {exc}")
-            failures.extend((target.partition, indices, error) for target, indices in appended)
-        if not failures:
+            failures.extend((target.partition, indices, error) for target, indices, _ in appended)
+            appended = []
+        if acks == ACKS_ALL and appended:
+            outcomes = await asyncio.gather(
+                *(target.wait_committed(result.last_offset + 1, timeout_s) for target, _, result in appended),
+                return_exceptions=True,
+            )
+            for (target, indices, _result), outcome in zip(appended, outcomes, strict=True):
+                if isinstance(outcome, CommitError):
+                    failures.append((target.partition, indices, _commit_error(outcome)))
+                elif isinstance(outcome, BaseException):
+                    raise outcome
+        failed = sum(len(indices) for _, indices, _ in failures)
+        if remote is not None:
+            for answers in await remote:
+                for index, answer in answers:
+                    offsets[index] = answer
+                    failed += "error_code" in answer
+        if not failed:
             return json_response({"offsets": offsets})
         for partition, indices, error in failures:
             body = {"partition": partition, **error.body()}
             for index in indices:
                 offsets[index] = body
-        if sum(len(indices) for _, indices, _ in failures) == len(records):
-            first = failures[0][2]
-            return json_response({**first.body(), "offsets": offsets}, status=first.status)
+        if failed == len(records):
+            first = next(o for o in offsets if o is not None and "error_code" in o)
+            if failures:
+                status = failures[0][2].status
+            else:
+                code = first["error_code"]
+                status = ErrorCode(code).status if code in ErrorCode.__members__ else 502
+            top = {key: value for key, value in first.items() if key != "partition"}
+            return json_response({**top, "offsets": offsets}, status=status)
         return json_response({"offsets": offsets}, status=207)
 
     @staticmethod
@@ -224,7 +321,9 @@ class ProduceHandlers:
         broker.check_ready()
         require_binary(request)
         params = request.path_params
-        target = broker.partition(params["topic"], params["partition"], auto_create=True)
+        broker.check_writable(params["topic"])
+        await broker.ensure_topic(params["topic"], auto_create=True)
+        target = broker.partition(params["topic"], params["partition"])
         acks = parse_acks(request)
         self._check_acks(acks, [target], broker.topic_config(target.topic).min_insync_replicas)
         body = await read_body(request, self.config.max_request_bytes)
@@ -238,7 +337,7 @@ class ProduceHandlers:
             raise ApiError(ErrorCode.RECORD_LIST_TOO_LARGE, f"{count} records in one request; the limit is {limit}")
         try:
             result = target.append(body)
-        except (CorruptRecordError, InvalidRecordError, LogError, OSError) as exc:
+        except _APPEND_ERRORS as exc:
             raise _append_error(exc) from None
         metrics = topic_metrics(target.topic)
         metrics.bytes_in.inc(result.size)
@@ -247,6 +346,11 @@ class ProduceHandlers:
             await self._durable(acks, [target])
         except (LogError, OSError) as exc:
             raise ApiError(ErrorCode.KAFKA_STORAGE_ERROR, f"the records were appended but not flushed: {exc}") from None
+        if acks == ACKS_ALL:
+            try:
+                await target.wait_committed(result.last_offset + 1, self._timeout_s(request))
+            except CommitError as exc:
+                raise _commit_error(exc) from None
         return json_response(
             {
                 "partition": target.partition,

@@ -4,11 +4,10 @@ from __future__ import annotations
 
 from typing import Any
 
-import orjson
 from starlette.requests import Request
 from starlette.responses import Response
 
-from gafka_broker.api.common import json_response, read_body, require_json
+from gafka_broker.api.common import json_response, query_bool, read_json_object
 from gafka_broker.broker import Broker
 from gafka_broker.errors import ApiError, ErrorCode
 
@@ -22,21 +21,7 @@ _ALTER_FIELDS = frozenset({"partitions", "configs"})
 
 
 async def _json_object(request: Request, allowed: frozenset[str]) -> dict[str, Any]:
-    require_json(request)
-    body = await read_body(request, ADMIN_BODY_LIMIT)
-    try:
-        document = orjson.loads(body)
-    except orjson.JSONDecodeError as exc:
-        raise ApiError(ErrorCode.INVALID_REQUEST, f"the body is not valid JSON: {exc}") from None
-    if not isinstance(document, dict):
-        raise ApiError(ErrorCode.INVALID_REQUEST, "the body must be a JSON object")
-    unknown = set(document) - allowed
-    if unknown:
-        raise ApiError(
-            ErrorCode.INVALID_REQUEST,
-            f"unknown fields {', '.join(sorted(unknown))}; expected {', '.join(sorted(allowed))}",
-        )
-    return document
+    return await read_json_object(request, allowed, ADMIN_BODY_LIMIT)
 
 
 class TopicHandlers:
@@ -51,21 +36,23 @@ class TopicHandlers:
         document = await _json_object(request, _CREATE_FIELDS)
         if "name" not in document:
             raise ApiError(ErrorCode.INVALID_TOPIC_EXCEPTION, "name is required")
-        metadata = self.broker.create_topic(
+        created = await self.broker.create_topic(
             document["name"], document.get("partitions"), document.get("replication_factor"), document.get("configs")
         )
-        return json_response(self.broker.describe_topic(metadata.name), status=201)
+        return json_response(await self.broker.describe_topic(created.name, created=True), status=201)
 
-    async def list(self, _request: Request) -> Response:
-        """``GET /v1/topics``."""
+    async def list(self, request: Request) -> Response:
+        """``GET /v1/topics``; internal topics (``__consumer_offsets``) only with ``?internal=true``."""
         broker = self.broker
         broker.check_ready()
-        return json_response({"topics": [broker.topic_summary(name) for name in broker.topic_names()]})
+        internal = query_bool(request.query_params, "internal", False)
+        names = broker.topic_names(internal=internal)
+        return json_response({"topics": [broker.topic_summary(name) for name in names]})
 
     async def describe(self, request: Request) -> Response:
         """``GET /v1/topics/{topic}``."""
         self.broker.check_ready()
-        return json_response(self.broker.describe_topic(request.path_params["topic"]))
+        return json_response(await self.broker.describe_topic(request.path_params["topic"]))
 
     async def alter(self, request: Request) -> Response:
         """``PATCH /v1/topics/{topic}`` ``{partitions?, configs?}``."""
@@ -73,11 +60,11 @@ class TopicHandlers:
         broker.check_ready()
         topic = request.path_params["topic"]
         document = await _json_object(request, _ALTER_FIELDS)
-        broker.alter_topic(topic, document.get("partitions"), document.get("configs"))
-        return json_response(broker.describe_topic(topic))
+        await broker.alter_topic(topic, document.get("partitions"), document.get("configs"))
+        return json_response(await broker.describe_topic(topic))
 
     async def delete(self, request: Request) -> Response:
         """``DELETE /v1/topics/{topic}`` -> 204; the topic's data is removed."""
         self.broker.check_ready()
-        self.broker.delete_topic(request.path_params["topic"])
+        await self.broker.delete_topic(request.path_params["topic"])
         return Response(status_code=204)

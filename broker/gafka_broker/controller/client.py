@@ -52,6 +52,10 @@ class ControllerClient(Protocol):
         """Returns the ISR and partition epoch now stored."""
         ...
 
+    async def allocate_producer_ids(self, count: int) -> int:
+        """Reserve ``count`` cluster-unique producer ids; returns the first."""
+        ...
+
     async def close(self) -> None: ...
 
 
@@ -106,6 +110,9 @@ class LocalControllerClient:
         state = metadata.partition(topic, partition)
         assert state is not None
         return state.isr, state.partition_epoch
+
+    async def allocate_producer_ids(self, count: int) -> int:
+        return await asyncio.to_thread(self.controller.allocate_producer_ids, count)
 
     async def close(self) -> None:
         return None
@@ -191,6 +198,10 @@ class RemoteControllerClient:
             },
         )
         return tuple(data["isr"]), int(data["partition_epoch"])
+
+    async def allocate_producer_ids(self, count: int) -> int:
+        data = await self._call("POST", "/v1/controller/producer-ids", {"count": count})
+        return int(data["first"])
 
     async def close(self) -> None:
         await self._http.aclose()

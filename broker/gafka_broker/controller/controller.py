@@ -135,6 +135,19 @@ class Controller:
             )
         )
 
+    def allocate_producer_ids(self, count: int) -> int:
+        """Reserve ``count`` producer ids for a broker; returns the first. Durable before it returns, so an
+        id is never handed out twice, even across controller restarts."""
+        block: list[int] = []
+
+        def decide(metadata: ClusterMetadata) -> ClusterMetadata:
+            updated, start = decisions.allocate_producer_ids(metadata, count)
+            block[:] = [start]
+            return updated
+
+        self._apply(decide)
+        return block[0]
+
     # -- scaling -------------------------------------------------------------------------------------
     def rebalance(self, brokers: Iterable[int] | None = None) -> ClusterMetadata:
         """Spread replicas evenly over ``brokers`` (default: every live, non-draining broker)."""
@@ -190,6 +203,6 @@ class Controller:
                 raise decisions.ControllerError("INVALID_REQUEST", f"broker {broker_id} still hosts replicas")
             brokers = dict(metadata.brokers)
             brokers.pop(broker_id, None)
-            return ClusterMetadata(metadata.cluster_id, brokers, metadata.topics, metadata.version)
+            return replace(metadata, brokers=brokers)
 
         return self._apply(decide)

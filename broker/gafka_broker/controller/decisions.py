@@ -12,6 +12,7 @@ Rules (Kafka's, KRaft flavour):
 
 from __future__ import annotations
 
+import base64
 import uuid
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import replace
@@ -33,6 +34,11 @@ class ControllerError(ValueError):
         super().__init__(message)
         self.code = code
         self.message = message
+
+
+def new_topic_id() -> str:
+    """A random UUID in Kafka's text form (22 characters of URL-safe base64), as ``partition.metadata`` has it."""
+    return base64.urlsafe_b64encode(uuid.uuid4().bytes).decode("ascii").rstrip("=")
 
 
 # -- elections ---------------------------------------------------------------------------------------
@@ -170,11 +176,14 @@ def elect_preferred(metadata: ClusterMetadata) -> ClusterMetadata:
 
 
 def controlled_shutdown(metadata: ClusterMetadata, broker_id: int) -> ClusterMetadata:
-    """A broker asks to stop: hand its leaderships to other in-sync replicas first (no offline window)."""
+    """A broker asks to stop: hand its leaderships to other in-sync replicas first (no offline window), and
+    leave the ISRs it follows in, so ``acks=all`` does not wait for it until its session expires (KRaft)."""
     live = set(metadata.live_brokers()) - {broker_id}
 
     def hand_over(topic: TopicInfo, state: PartitionState) -> PartitionState:
         if state.leader != broker_id:
+            if broker_id in state.isr and len(state.isr) > 1:
+                return state.with_change(isr=tuple(r for r in state.isr if r != broker_id))
             return state
         others = [r for r in state.replicas if r in state.isr and r in live]
         if not others:
@@ -211,7 +220,7 @@ def create_topic(
         raise ControllerError("INVALID_REPLICATION_FACTOR", str(exc)) from None
     topic = TopicInfo(
         name=name,
-        topic_id=uuid.uuid4().hex,
+        topic_id=new_topic_id(),
         configs=dict(configs),
         replication_factor=replication_factor,
         partitions=tuple(PartitionState(replicas, replicas[0], 0, replicas) for replicas in placements),
@@ -330,6 +339,17 @@ def advance_reassignments(metadata: ClusterMetadata) -> ClusterMetadata:
         return switched
 
     return _map_partitions(metadata, advance)
+
+
+# -- producer ids ------------------------------------------------------------------------------------
+def allocate_producer_ids(metadata: ClusterMetadata, count: int) -> tuple[ClusterMetadata, int]:
+    """Hand out ``count`` producer ids; returns the metadata that records it and the first id of the block."""
+    if count < 1:
+        raise ControllerError("INVALID_REQUEST", f"count must be positive, got {count}")
+    start = metadata.next_producer_id
+    if start + count > (1 << 63) - 1:
+        raise ControllerError("UNKNOWN_SERVER_ERROR", "producer ids are exhausted")
+    return replace(metadata, next_producer_id=start + count), start
 
 
 def reassigning(metadata: ClusterMetadata) -> bool:

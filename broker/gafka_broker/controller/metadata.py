@@ -70,6 +70,8 @@ class ClusterMetadata:
     topics: Mapping[str, TopicInfo] = field(default_factory=dict)
     version: int = 0
     """The store's version this value was read at (compare-and-set token)."""
+    next_producer_id: int = 0
+    """First producer id not yet handed out; brokers take blocks of ids from here (Kafka's AllocateProducerIds)."""
 
     def live_brokers(self) -> list[int]:
         return sorted(broker_id for broker_id, broker in self.brokers.items() if not broker.fenced)
@@ -105,6 +107,7 @@ class ClusterMetadata:
     def to_json(self) -> dict[str, Any]:
         return {
             "cluster_id": self.cluster_id,
+            "next_producer_id": self.next_producer_id,
             "brokers": [
                 {
                     "broker_id": b.broker_id,
@@ -175,4 +178,10 @@ class ClusterMetadata:
             )
             for t in data.get("topics", [])
         }
-        return cls(cluster_id=data["cluster_id"], brokers=brokers, topics=topics, version=version)
+        return cls(
+            cluster_id=data["cluster_id"],
+            brokers=brokers,
+            topics=topics,
+            version=version,
+            next_producer_id=int(data.get("next_producer_id", 0)),
+        )

@@ -139,6 +139,7 @@ class ControllerService:
             Route("/v1/controller/alter-partition", _guard(self.alter_partition), methods=["POST"]),
             Route("/v1/controller/rebalance", _guard(self.rebalance), methods=["POST"]),
             Route("/v1/controller/drain", _guard(self.drain), methods=["POST"]),
+            Route("/v1/controller/producer-ids", _guard(self.producer_ids), methods=["POST"]),
         ]
 
     # -- lifecycle -----------------------------------------------------------------------------------
@@ -287,6 +288,14 @@ class ControllerService:
             raise ControllerError("INVALID_REQUEST", "brokers (list of ids) is required")
         metadata = await asyncio.to_thread(self.controller.drain, [_int(b, "broker") for b in brokers])
         return _json(metadata.to_json() | {"version": metadata.version})
+
+
+    async def producer_ids(self, request: Request) -> Response:
+        """``POST /v1/controller/producer-ids`` ``{"count": n}`` -> ``{"first": id, "count": n}``."""
+        body = await _body(request)
+        count = _int(body.get("count", 1000), "count")
+        first = await asyncio.to_thread(self.controller.allocate_producer_ids, count)
+        return _json({"first": first, "count": count})
 
 
 def create_app(service: ControllerService) -> Starlette:

@@ -7,6 +7,7 @@ backed by a Kubernetes object (its resourceVersion is the compare-and-set token)
 from __future__ import annotations
 
 import threading
+from dataclasses import replace
 from pathlib import Path
 from typing import Protocol
 
@@ -44,7 +45,7 @@ class MemoryMetadataStore:
             current_version = self._current.version if self._current is not None else 0
             if current_version != expected_version:
                 raise VersionConflictError(f"expected version {expected_version}, found {current_version}")
-            stored = ClusterMetadata(metadata.cluster_id, metadata.brokers, metadata.topics, current_version + 1)
+            stored = replace(metadata, version=current_version + 1)
             self._current = stored
             return stored
 
@@ -75,4 +76,4 @@ class FileMetadataStore:
                 self.path,
                 orjson.dumps({"version": version, "metadata": metadata.to_json()}, option=orjson.OPT_INDENT_2),
             )
-            return ClusterMetadata(metadata.cluster_id, metadata.brokers, metadata.topics, version)
+            return replace(metadata, version=version)

@@ -89,6 +89,19 @@ class GroupCoordinator:
             if partition not in self._loaded:
                 self._load(partition, self._store_for(partition), now_ms)
 
+    def load(self, partition: int, now_ms: int) -> None:
+        """(Re)load one offsets partition from its log: this broker now leads it, so it coordinates its groups."""
+        self.unload(partition)
+        self._load(partition, self._store_for(partition), now_ms)
+
+    def unload(self, partition: int) -> None:
+        """Forget the groups of one offsets partition: another broker leads it now."""
+        for group_id in [g for g in {*self._groups, *self._offsets} if self.partition_for(g) == partition]:
+            self._groups.pop(group_id, None)
+            self._offsets.pop(group_id, None)
+            self._persisted.pop(group_id, None)
+        self._loaded.discard(partition)
+
     def _load(self, partition: int, store: GroupStore, now_ms: int = 0) -> None:
         live = store.load()
         for key, value in live.items():
@@ -102,7 +115,7 @@ class GroupCoordinator:
                     topic, index, int(value["offset"]), str(value.get("metadata", "")), int(value["commit_timestamp"])
                 )
         self._loaded.add(partition)
-        logger.info("event=group_partition_loaded partition=%d records=%d", partition, len(live))
+        logger.debug("event=group_partition_loaded partition=%d records=%d", partition, len(live))
 
     # -- membership ----------------------------------------------------------------------------------
     def heartbeat(

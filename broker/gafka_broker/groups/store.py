@@ -14,7 +14,7 @@ old records in place and replay stays correct.
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
 import orjson
@@ -60,9 +60,18 @@ def _decode_key(raw: bytes) -> StoreKey | None:
 class GroupStore:
     """The records of the groups that map to one partition of the internal topic."""
 
-    def __init__(self, log: PartitionLog, *, compact_after: int = 10_000) -> None:
+    def __init__(
+        self,
+        log: PartitionLog,
+        *,
+        compact_after: int = 10_000,
+        append: Callable[[bytes], object] | None = None,
+    ) -> None:
+        """``append`` writes one encoded batch; the broker passes its partition's, so the high watermark
+        moves and fetches of ``__consumer_offsets`` see the records (default: straight to the log)."""
         self.log = log
         self.compact_after = compact_after
+        self._append = append or log.append_as_leader
         self._live: dict[StoreKey, dict[str, Any]] = {}
         self._since_snapshot = 0
 
@@ -103,7 +112,7 @@ class GroupStore:
         ]
         if not records:
             return
-        self.log.append_as_leader(encode_batch(records))
+        self._append(encode_batch(records))
         for key, value in entries:
             if value is None:
                 self._live.pop(key, None)
@@ -118,7 +127,7 @@ class GroupStore:
         snapshot_start = self.log.log_end_offset
         live = [NewRecord(_encode_key(key), orjson.dumps(value)) for key, value in self._live.items()]
         for chunk in batches_of(live, _BATCH_RECORDS):
-            self.log.append_as_leader(encode_batch(chunk))
+            self._append(encode_batch(chunk))
         self.log.delete_records_before(snapshot_start)
         self._since_snapshot = len(live)
         logger.info(

@@ -20,10 +20,26 @@ from gafka_broker.topic_config import TopicConfig
 
 logger = logging.getLogger(__name__)
 
+PARTITION_METADATA_FILE = "partition.metadata"
+"""Kafka's per-partition file naming the topic id, so a directory left from a deleted topic of the same
+name is never mistaken for the new topic's data."""
 CLEAN_SHUTDOWN_MARKER = ".gafka_cleanshutdown"
 RECOVERY_POINT_CHECKPOINT = "recovery-point-offset-checkpoint"
 LOG_START_CHECKPOINT = "log-start-offset-checkpoint"
 _DELETED_DIR_SUFFIX = "-delete"
+
+
+def read_topic_id(path: Path) -> str | None:
+    """The ``topic_id`` of a ``partition.metadata`` file; None when missing or unreadable."""
+    try:
+        text = path.read_text()
+    except (FileNotFoundError, NotADirectoryError):
+        return None
+    for line in text.splitlines():
+        key, sep, value = line.partition(":")
+        if sep and key.strip() == "topic_id" and value.strip():
+            return value.strip()
+    return None
 
 
 class LogManager:
@@ -37,6 +53,13 @@ class LogManager:
     # -- lifecycle -----------------------------------------------------------------------------------
     def startup(self, topics: Mapping[str, tuple[int, TopicConfig]]) -> None:
         """Open and recover the logs of ``topics`` (name -> partition count, config); blocking."""
+        self.startup_partitions(
+            {(topic, index): (config, None) for topic, (count, config) in topics.items() for index in range(count)}
+        )
+
+    def startup_partitions(self, hosted: Mapping[tuple[str, int], tuple[TopicConfig, str | None]]) -> None:
+        """Open and recover the logs of the ``hosted`` partitions ((topic, partition) -> config and topic id);
+        directories of other partitions are left alone, those of an older topic of the same name go."""
         self.data_dir.mkdir(parents=True, exist_ok=True)
         marker = self.data_dir / CLEAN_SHUTDOWN_MARKER
         self.clean_shutdown_detected = marker.exists()
@@ -52,22 +75,23 @@ class LogManager:
             parsed = parse_partition_dir(path.name)
             if parsed is None:
                 continue
-            topic, partition = parsed
-            spec = topics.get(topic)
-            if spec is None or partition >= spec[0]:
+            spec = hosted.get(parsed)
+            if spec is None:
                 logger.warning("event=orphan_log_dir dir=%s action=ignored", path.name)
+                continue
+            config, topic_id = spec
+            if not self._claim(path, topic_id):
                 continue
             self._logs[parsed] = PartitionLog.open(
                 path,
-                spec[1],
+                config,
                 recovery_point=recovery_points.get(parsed, 0),
                 log_start_offset=log_starts.get(parsed, 0),
                 clean=self.clean_shutdown_detected,
             )
-        for topic, (partitions, config) in topics.items():
-            for partition in range(partitions):
-                if (topic, partition) not in self._logs:
-                    self.create_log(topic, partition, config)
+        for (topic, partition), (config, topic_id) in hosted.items():
+            if (topic, partition) not in self._logs:
+                self.create_log(topic, partition, config, topic_id=topic_id)
         marker.unlink(missing_ok=True)
         fsync_directory(self.data_dir)
         logger.info(
@@ -89,14 +113,52 @@ class LogManager:
     def get_log(self, topic: str, partition: int) -> PartitionLog | None:
         return self._logs.get((topic, partition))
 
-    def create_log(self, topic: str, partition: int, config: TopicConfig) -> PartitionLog:
+    def create_log(
+        self, topic: str, partition: int, config: TopicConfig, *, topic_id: str | None = None
+    ) -> PartitionLog:
+        """The log of a partition, created empty (and stamped with ``topic_id``) if it has none yet."""
         key = (topic, partition)
         existing = self._logs.get(key)
         if existing is not None:
             return existing
-        log = PartitionLog.open(self.data_dir / f"{topic}-{partition}", config, clean=True)
+        directory = self.data_dir / f"{topic}-{partition}"
+        if directory.exists():
+            self._claim(directory, topic_id)  # deleted when it holds another topic of the same name
+        # an orphan directory left alone at start-up (same topic) is recovered like any unclean log
+        log = PartitionLog.open(directory, config, clean=not directory.exists())
+        self._claim(directory, topic_id)  # stamps a new directory
         self._logs[key] = log
         return log
+
+    def _claim(self, directory: Path, topic_id: str | None) -> bool:
+        """True when ``directory`` holds data of topic ``topic_id`` (stamping it if unstamped); a directory of
+        another topic of the same name is deleted and False returned."""
+        if topic_id is None:
+            return True
+        path = directory / PARTITION_METADATA_FILE
+        stored = read_topic_id(path)
+        if stored is None:
+            directory.mkdir(parents=True, exist_ok=True)
+            write_atomically(path, f"version: 0\ntopic_id: {topic_id}\n".encode())
+            return True
+        if stored == topic_id:
+            return True
+        doomed = directory.with_name(f"{directory.name}.{uuid.uuid4().hex}{_DELETED_DIR_SUFFIX}")
+        directory.rename(doomed)
+        shutil.rmtree(doomed, ignore_errors=True)
+        logger.warning("event=stale_log_dir_deleted dir=%s topic_id=%s expected=%s", directory.name, stored, topic_id)
+        return False
+
+    def forget_log(self, topic: str, partition: int) -> None:
+        """Stop hosting one partition (it moved to other brokers): its directory is deleted."""
+        log = self._logs.pop((topic, partition), None)
+        if log is None:
+            return
+        doomed = log.directory.with_name(f"{log.directory.name}.{uuid.uuid4().hex}{_DELETED_DIR_SUFFIX}")
+        log.directory.rename(doomed)
+        log.directory = doomed
+        log.delete()
+        fsync_directory(self.data_dir)
 
     def delete_logs(self, topic: str) -> None:
         """Close and remove every partition of ``topic``: rename first, so a crash midway finishes the job."""

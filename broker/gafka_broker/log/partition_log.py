@@ -14,6 +14,7 @@ import re
 import shutil
 import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import NamedTuple
 
@@ -274,6 +275,23 @@ class PartitionLog:
             slot += 1
         return ReadResult(b"", start, end)
 
+    def batch_headers(self, from_offset: int | None = None) -> Iterator[BatchHeader]:
+        """Headers of every batch from the one holding ``from_offset`` (default: the log start), oldest
+        first: what the leader-epoch cache and the producer state are rebuilt from."""
+        start = self.log_start_offset if from_offset is None else from_offset
+        segments = list(self._segments)
+        bases = [segment.base_offset for segment in segments]
+        slot = max(bisect.bisect_right(bases, start) - 1, 0)
+        for index, segment in enumerate(segments[slot:]):
+            position = 0
+            if index == 0:
+                located = segment.locate(start)
+                if located is None:
+                    continue
+                position = located[0]
+            for _position, header in segment.walk(position):
+                yield header
+
     def offset_for_timestamp(self, timestamp_ms: int) -> tuple[int, int] | None:
         """``(offset, timestamp)`` of the first record at or after ``timestamp_ms`` (Kafka's ListOffsets)."""
         for segment in list(self._segments):
@@ -314,6 +332,14 @@ class PartitionLog:
             self.topic,
             self.partition,
             self.log_end_offset,
+        )
+
+    def truncate_fully_and_start_at(self, offset: int) -> None:
+        """Drop every batch and continue empty at ``offset`` (a follower behind the leader's log start)."""
+        self._ensure_open()
+        self._reset_at(offset)
+        logger.info(
+            "event=log_reset topic=%s partition=%d log_start_offset=%d", self.topic, self.partition, offset
         )
 
     def _reset_at(self, offset: int) -> None:

@@ -1,0 +1,58 @@
+"""Consumer groups on a replicated cluster: the coordinator is the leader of the group's offsets partition.
+
+Any broker takes group requests (forwarding them to the coordinator), ``__consumer_offsets`` is created
+with replication factor 3, and committed offsets survive the coordinator's death: the new leader of the
+partition loads them.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from gafka.partitioner import partition_for_key
+
+from .conftest import Cluster
+
+OFFSETS_TOPIC = "__consumer_offsets"
+
+
+def test_groups_are_coordinated_by_the_offsets_leader_and_survive_its_death(cluster_factory: Any) -> None:
+    cluster: Cluster = cluster_factory(3, "--offsets-topic-num-partitions", "3")
+    cluster.create_topic("orders", 2, 3)
+    group = "payments"
+    with cluster.client(0) as http:
+        joined = http.post(
+            f"/v1/groups/{group}/heartbeat", json={"member_id": "m-1", "member_epoch": 0, "topics": ["orders"]}
+        )
+        assert joined.status_code == 200, joined.text
+        epoch = joined.json()["member_epoch"]
+    state = cluster.partition_state(OFFSETS_TOPIC, partition_for_key(group.encode(), 3))
+    assert len(state["replicas"]) == 3
+    coordinator = state["leader"]
+    for broker_id in cluster.brokers:  # every broker answers for the group, whoever coordinates it
+        with cluster.client(broker_id) as http:
+            commit = http.post(
+                f"/v1/groups/{group}/offsets",
+                json={
+                    "member_id": "m-1",
+                    "member_epoch": epoch,
+                    "offsets": [{"topic": "orders", "partition": 0, "offset": 10 + broker_id}],
+                },
+            )
+            assert commit.status_code == 200, commit.text
+            described = http.get(f"/v1/groups/{group}").json()
+            assert described["coordinator"] == coordinator
+            assert [g["group"] for g in http.get("/v1/groups").json()["groups"]] == [group]
+    cluster.kill(coordinator)
+    new = cluster.wait_for_leader(OFFSETS_TOPIC, partition_for_key(group.encode(), 3), not_in={coordinator})
+    survivor = next(b for b in cluster.brokers if b not in (coordinator, new))
+
+    def committed() -> list[dict[str, Any]] | None:
+        with cluster.client(survivor, timeout=5) as http:
+            response = http.get(f"/v1/groups/{group}/offsets")
+        return response.json()["offsets"] if response.status_code == 200 and response.json()["offsets"] else None
+
+    offsets = cluster.wait_for(committed, 20, "committed offsets from the new coordinator")
+    assert [(o["topic"], o["partition"], o["offset"]) for o in offsets] == [("orders", 0, 12)]
+    with cluster.client(survivor) as http:
+        assert http.get(f"/v1/groups/{group}").json()["coordinator"] == new
