@@ -1,0 +1,1 @@
+"""Tests of the gafka command line against real broker processes."""

@@ -1,0 +1,1 @@
+"""Tests of the Python SDK (producer, consumer, admin) against real broker processes."""
