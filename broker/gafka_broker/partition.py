@@ -234,8 +234,14 @@ class BrokerPartition:
 
     # -- truncation (followers) ----------------------------------------------------------------------
     def truncate_to(self, offset: int) -> None:
-        """Drop every batch at ``offset`` and later; the epoch cache and producer state follow."""
+        """Drop every batch at ``offset`` and later; the epoch cache and producer state follow.
+
+        The epoch cache is cut even when the log has nothing past ``offset`` (as Kafka's truncateTo
+        does): an epoch this replica started as a short-lived leader, without writing, must go too, or
+        the leader keeps reporting the same divergence and the follower never catches up.
+        """
         if offset >= self.log.log_end_offset:
+            self.epoch_cache.truncate_from_end(offset)
             return
         self.log.truncate_to(offset)
         end = self.log.log_end_offset

@@ -51,6 +51,20 @@ def test_an_old_leaders_unreplicated_tail_is_cut(tmp_path: Path) -> None:
     assert converge(leader, old) == 10
 
 
+def test_an_epoch_led_without_writing_is_forgotten_when_following_again(tmp_path: Path) -> None:
+    # Seen in gafka dev: a broker led briefly at epoch 2 (cache entry (2, 5)) without writing, then
+    # followed again. The leader never had epoch 2 and reports epoch 0 ending at 5 = the follower's log
+    # end: the truncation cuts no batch, but the epoch entry must still go, or the divergence repeats
+    # forever and the follower drops out of the ISR.
+    leader = replica(tmp_path, "leader", [0] * 5)
+    leader.epoch_cache.assign(3, 5)
+    follower = replica(tmp_path, "follower", [0] * 5)
+    follower.epoch_cache.assign(2, 5)
+    assert diverging_epoch(leader, 5, 2) == (0, 5)
+    assert converge(leader, follower) == 5
+    assert follower.epoch_cache.latest_epoch == 0
+
+
 def test_a_follower_with_an_epoch_the_leader_never_had(tmp_path: Path) -> None:
     # KIP-279: two quick leader changes; the follower wrote in epoch 2, which the leader never saw.
     leader = replica(tmp_path, "leader", [0] * 5 + [1] * 5 + [4] * 3)
