@@ -40,6 +40,7 @@ class Controller:
         self._cluster_id = cluster_id
         self._changed = threading.Condition()
         self._listeners: list[Callable[[ClusterMetadata], None]] = []
+        self._last_heartbeats: dict[int, int] = {}
 
     # -- reading -------------------------------------------------------------------------------------
     def metadata(self) -> ClusterMetadata:
@@ -76,23 +77,40 @@ class Controller:
         self, broker_id: int, url: str, rack: str | None, incarnation: str, now_ms: int
     ) -> ClusterMetadata:
         stored = self._apply(lambda m: decisions.register_broker(m, broker_id, url, rack, incarnation, now_ms))
+        self._last_heartbeats[broker_id] = now_ms
         logger.info("event=broker_registered broker=%d url=%s incarnation=%s", broker_id, url, incarnation)
         return stored
 
     def heartbeat(self, broker_id: int, incarnation: str, now_ms: int) -> ClusterMetadata:
+        """Liveness is kept in memory (as KRaft does): a heartbeat writes to the store only when it
+        unfences the broker, so steady heartbeats cost no fsync and publish no new metadata version."""
+        current = self.metadata()
+        broker = current.brokers.get(broker_id)
+        if broker is None or broker.incarnation != incarnation:
+            raise decisions.ControllerError("UNKNOWN_BROKER", f"broker {broker_id} ({incarnation}) must register first")
+        self._last_heartbeats[broker_id] = now_ms
+        if not broker.fenced:
+            return current
         return self._apply(lambda m: decisions.heartbeat(m, broker_id, incarnation, now_ms))
 
     def tick(self, now_ms: int) -> ClusterMetadata:
         """Periodic work: fence silent brokers, finish reassignments, give preferred leaders back."""
 
+        known = self.store.load()
+        for broker_id in known.brokers if known is not None else ():
+            # a controller that just (re)started gives every broker one full session to check in
+            self._last_heartbeats.setdefault(broker_id, now_ms)
+
         def decide(metadata: ClusterMetadata) -> ClusterMetadata:
-            updated = decisions.fence_expired(metadata, now_ms, self.settings.broker_session_timeout_ms)
+            updated = decisions.fence_expired(
+                metadata, now_ms, self.settings.broker_session_timeout_ms, self._last_heartbeats
+            )
             updated = decisions.advance_reassignments(updated)
             if self.settings.auto_leader_rebalance:
                 updated = decisions.elect_preferred(updated)
             return decisions.elect_offline(updated)
 
-        before = self.store.load()
+        before = known
         after = self._apply(decide)
         if before is not None:
             for broker_id, broker in after.brokers.items():

@@ -120,14 +120,18 @@ def heartbeat(metadata: ClusterMetadata, broker_id: int, incarnation: str, now_m
     return elect_offline(updated) if broker.fenced else updated
 
 
-def fence_expired(metadata: ClusterMetadata, now_ms: int, session_timeout_ms: int) -> ClusterMetadata:
-    """Fence brokers whose last heartbeat is older than the session timeout and move their leaderships."""
+def fence_expired(
+    metadata: ClusterMetadata, now_ms: int, session_timeout_ms: int, last_heartbeats: Mapping[int, int]
+) -> ClusterMetadata:
+    """Fence brokers whose last heartbeat (``last_heartbeats``: broker id -> time, kept by the controller
+    in memory) is older than the session timeout, and move their leaderships."""
     expired = [
-        broker
+        broker.broker_id
         for broker in metadata.brokers.values()
-        if not broker.fenced and now_ms - broker.last_heartbeat_ms > session_timeout_ms
+        if not broker.fenced
+        and now_ms - last_heartbeats.get(broker.broker_id, broker.last_heartbeat_ms) > session_timeout_ms
     ]
-    return fence(metadata, [broker.broker_id for broker in expired])
+    return fence(metadata, expired)
 
 
 def fence(metadata: ClusterMetadata, broker_ids: Iterable[int]) -> ClusterMetadata:

@@ -289,7 +289,6 @@ class ControllerService:
         metadata = await asyncio.to_thread(self.controller.drain, [_int(b, "broker") for b in brokers])
         return _json(metadata.to_json() | {"version": metadata.version})
 
-
     async def producer_ids(self, request: Request) -> Response:
         """``POST /v1/controller/producer-ids`` ``{"count": n}`` -> ``{"first": id, "count": n}``."""
         body = await _body(request)

@@ -56,13 +56,24 @@ class FileMetadataStore:
     def __init__(self, path: Path) -> None:
         self.path = path
         self._lock = threading.Lock()
+        self._cached: tuple[tuple[int, int, int], ClusterMetadata] | None = None
 
     def load(self) -> ClusterMetadata | None:
+        """The stored metadata; parsed again only when the file changed (heartbeats read it often)."""
+        try:
+            stamp = _stamp(self.path)
+        except FileNotFoundError:
+            return None
+        cached = self._cached
+        if cached is not None and cached[0] == stamp:
+            return cached[1]
         try:
             raw = orjson.loads(self.path.read_bytes())
         except FileNotFoundError:
             return None
-        return ClusterMetadata.from_json(raw["metadata"], version=int(raw["version"]))
+        metadata = ClusterMetadata.from_json(raw["metadata"], version=int(raw["version"]))
+        self._cached = (stamp, metadata)
+        return metadata
 
     def compare_and_set(self, expected_version: int, metadata: ClusterMetadata) -> ClusterMetadata:
         with self._lock:
@@ -76,4 +87,12 @@ class FileMetadataStore:
                 self.path,
                 orjson.dumps({"version": version, "metadata": metadata.to_json()}, option=orjson.OPT_INDENT_2),
             )
-            return replace(metadata, version=version)
+            stored = replace(metadata, version=version)
+            self._cached = (_stamp(self.path), stored)
+            return stored
+
+
+def _stamp(path: Path) -> tuple[int, int, int]:
+    """Identity of the file's current content: every write renames a new inode into place."""
+    info = path.stat()
+    return info.st_ino, info.st_mtime_ns, info.st_size
