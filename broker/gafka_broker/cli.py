@@ -159,9 +159,14 @@ def register(app: typer.Typer) -> None:
 
     @app.command("dev")
     def dev(
-        brokers: Annotated[int, typer.Option("--brokers", help="Number of brokers (only 1 for now).")] = 1,
-        data_dir: Annotated[Path, typer.Option("--data-dir", help="Where the data goes.")] = Path("gafka-data"),
-        listen: Annotated[str, typer.Option("--listen", help="HOST:PORT to serve on.")] = "127.0.0.1:9092",
+        brokers: Annotated[
+            int, typer.Option("--brokers", help="Number of brokers (3 gives a replicated cluster).")
+        ] = 1,
+        data_dir: Annotated[
+            Path, typer.Option("--data-dir", help="Where the data goes; resumed on the next start.")
+        ] = Path("gafka-data"),
+        port: Annotated[int, typer.Option("--port", help="Port of the first broker; the others follow.")] = 9092,
+        host: Annotated[str, typer.Option("--host", help="Loopback address to serve on.")] = "127.0.0.1",
         auto_create_topics: Annotated[
             bool,
             typer.Option(
@@ -170,13 +175,15 @@ def register(app: typer.Typer) -> None:
             ),
         ] = False,
     ) -> None:
-        """Run a local development cluster and print its bootstrap URL; Ctrl-C stops it cleanly."""
-        if brokers != 1:
-            typer.echo(
-                f"gafka dev: --brokers {brokers} is not available yet: multi-broker clusters come with replication; "
-                "run with --brokers 1",
-                err=True,
-            )
-            raise typer.Exit(code=2)
-        flags = {"data_dir": data_dir, "listen": listen, "auto_create_topics": auto_create_topics}
-        _run(flags, None, announce=True)
+        """Run a local cluster (a controller and N brokers on loopback) and print its bootstrap URL;
+        Ctrl-C or SIGTERM stops it cleanly."""
+        from gafka_broker.dev import DevError, DevSettings, run
+
+        extra = ("--auto-create-topics",) if auto_create_topics else ()
+        settings = DevSettings(brokers=brokers, data_dir=data_dir, host=host, port=port, extra_broker_args=extra)
+        try:
+            code = run(settings)
+        except DevError as exc:
+            typer.echo(f"gafka dev: {exc}", err=True)
+            raise typer.Exit(code=2) from None
+        raise typer.Exit(code=code)

@@ -1,0 +1,299 @@
+"""``gafka dev``: a whole local cluster in one command, no Kubernetes.
+
+The supervisor starts a controller and N broker processes on loopback (brokers on ports P, P+1, ...,
+the controller on a port of its own), keeps their data under one directory so the next start resumes it,
+shows a compact live status, and on Ctrl-C or SIGTERM stops the brokers (each hands its leaderships over
+first) and then the controller. A broker that dies is reported and restarted, as a pod would be.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, TextIO
+
+import httpx
+
+POLL_S = 1.0
+START_TIMEOUT_S = 60.0
+STOP_TIMEOUT_S = 30.0
+
+
+@dataclass(frozen=True, slots=True)
+class DevSettings:
+    brokers: int = 1
+    data_dir: Path = Path("gafka-data")
+    host: str = "127.0.0.1"
+    port: int = 9092
+    controller_port: int | None = None
+    """Default: the first free port above the brokers'."""
+    heartbeat_interval_ms: int = 500
+    session_timeout_ms: int = 1500
+    replica_lag_time_max_ms: int = 10_000
+    extra_broker_args: tuple[str, ...] = ()
+
+
+@dataclass
+class Child:
+    name: str
+    args: list[str]
+    log_path: Path
+    url: str
+    process: subprocess.Popen[bytes] | None = None
+    restarts: int = 0
+    log_file: Any = field(default=None, repr=False)
+
+    def start(self) -> None:
+        self.log_path.parent.mkdir(parents=True, exist_ok=True)
+        self.log_file = self.log_path.open("ab")
+        self.process = subprocess.Popen(
+            self.args, stdout=self.log_file, stderr=subprocess.STDOUT, start_new_session=True
+        )
+
+    @property
+    def alive(self) -> bool:
+        return self.process is not None and self.process.poll() is None
+
+    def signal(self, sig: int) -> None:
+        if self.alive:
+            assert self.process is not None
+            with contextlib.suppress(ProcessLookupError):
+                self.process.send_signal(sig)
+
+    def wait(self, timeout: float) -> int | None:
+        if self.process is None:
+            return None
+        try:
+            return self.process.wait(timeout)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            return self.process.wait(5)
+        finally:
+            if self.log_file is not None:
+                self.log_file.close()
+
+
+def _port_free(host: str, port: int) -> bool:
+    with socket.socket() as sock:
+        try:
+            sock.bind((host, port))
+        except OSError:
+            return False
+    return True
+
+
+def _gafka(*args: str) -> list[str]:
+    return [sys.executable, "-m", "gafka.cli.main", *args]
+
+
+class DevCluster:
+    """The supervisor's children and how to start, watch and stop them."""
+
+    def __init__(self, settings: DevSettings) -> None:
+        self.settings = settings
+        host = settings.host
+        if settings.brokers < 1:
+            raise DevError("--brokers must be at least 1")
+        busy = [p for p in range(settings.port, settings.port + settings.brokers) if not _port_free(host, p)]
+        if busy:
+            raise DevError(f"port(s) {', '.join(map(str, busy))} on {host} are in use; pick another with --port")
+        data = settings.data_dir.resolve()
+        self.controller: Child | None = None
+        controller_args: list[str] = []
+        if settings.brokers > 1:
+            controller_port = settings.controller_port or next(
+                p for p in range(settings.port + settings.brokers, settings.port + 1000) if _port_free(host, p)
+            )
+            self.controller = Child(
+                "controller",
+                _gafka(
+                    *("controller", "--listen", f"{host}:{controller_port}"),
+                    *("--data-dir", str(data / "controller")),
+                    *("--broker-session-timeout-ms", str(settings.session_timeout_ms)),
+                ),
+                data / "logs" / "controller.log",
+                f"http://{host}:{controller_port}",
+            )
+            controller_args = ["--controller-url", self.controller.url]
+        self.brokers = [
+            Child(
+                f"broker-{index}",
+                _gafka(
+                    *("broker", "--broker-id", str(index), "--listen", f"{host}:{settings.port + index}"),
+                    *("--data-dir", str(data / f"broker-{index}")),
+                    *controller_args,
+                    *("--broker-heartbeat-interval-ms", str(settings.heartbeat_interval_ms)),
+                    *("--broker-session-timeout-ms", str(settings.session_timeout_ms)),
+                    *("--replica-lag-time-max-ms", str(settings.replica_lag_time_max_ms)),
+                    *settings.extra_broker_args,
+                ),
+                data / "logs" / f"broker-{index}.log",
+                f"http://{host}:{settings.port + index}",
+            )
+            for index in range(settings.brokers)
+        ]
+        # a lone broker is its own controller and serves the controller's routes itself
+        self.controller_url = self.controller.url if self.controller is not None else self.brokers[0].url
+
+    @property
+    def bootstrap(self) -> str:
+        return ",".join(broker.url for broker in self.brokers)
+
+    @property
+    def children(self) -> list[Child]:
+        return ([self.controller] if self.controller is not None else []) + self.brokers
+
+    def start(self) -> None:
+        if self.controller is not None:
+            self.controller.start()
+            _wait_ready(self.controller, "/v1/controller/metadata?since=-1")
+        for broker in self.brokers:
+            broker.start()
+        for broker in self.brokers:
+            _wait_ready(broker, "/readyz")
+
+    def restart_dead(self) -> list[str]:
+        """Restart children that died on their own (not during shutdown)."""
+        restarted = []
+        for child in self.children:
+            if not child.alive:
+                child.wait(0)
+                child.restarts += 1
+                child.start()
+                restarted.append(child.name)
+        return restarted
+
+    def stop(self) -> None:
+        for broker in self.brokers:
+            broker.signal(signal.SIGTERM)
+        for broker in self.brokers:
+            broker.wait(STOP_TIMEOUT_S)
+        if self.controller is not None:
+            self.controller.signal(signal.SIGTERM)
+            self.controller.wait(STOP_TIMEOUT_S)
+
+    def status(self) -> ClusterStatus:
+        try:
+            data = httpx.get(f"{self.controller_url}/v1/controller/metadata?since=-1", timeout=2).json()
+        except (httpx.HTTPError, ValueError):
+            return ClusterStatus(controller_up=False)
+        brokers = {b["broker_id"]: b for b in data.get("brokers", [])}
+        partitions = [p for t in data.get("topics", []) for p in t["partitions"] if not t["name"].startswith("__")]
+        led: dict[int, int] = {}
+        for p in partitions:
+            led[p["leader"]] = led.get(p["leader"], 0) + 1
+        return ClusterStatus(
+            controller_up=True,
+            brokers=[
+                (index, brokers.get(index, {}).get("fenced", True), led.get(index, 0), self.brokers[index].alive)
+                for index in range(len(self.brokers))
+            ],
+            topics=sum(1 for t in data.get("topics", []) if not t["name"].startswith("__")),
+            partitions=len(partitions),
+            under_replicated=sum(1 for p in partitions if len(p["isr"]) < len(p["replicas"])),
+            offline=sum(1 for p in partitions if p["leader"] < 0),
+        )
+
+
+@dataclass
+class ClusterStatus:
+    controller_up: bool
+    brokers: list[tuple[int, bool, int, bool]] = field(default_factory=list)
+    """(id, fenced, partitions led, process alive)."""
+    topics: int = 0
+    partitions: int = 0
+    under_replicated: int = 0
+    offline: int = 0
+
+    def line(self) -> str:
+        if not self.controller_up:
+            return "controller unreachable"
+        brokers = " ".join(
+            f"b{i}:{'down' if not alive else 'fenced' if fenced else 'up'}({led})"
+            for i, fenced, led, alive in self.brokers
+        )
+        return (
+            f"brokers {brokers} | topics {self.topics} partitions {self.partitions} "
+            f"under-replicated {self.under_replicated} offline {self.offline}"
+        )
+
+
+class DevError(Exception):
+    """The cluster cannot start (port in use, a child failed)."""
+
+
+def _wait_ready(child: Child, path: str) -> None:
+    deadline = time.monotonic() + START_TIMEOUT_S
+    while time.monotonic() < deadline:
+        if not child.alive:
+            raise DevError(f"{child.name} exited during start-up; see {child.log_path}")
+        with contextlib.suppress(httpx.HTTPError):
+            if httpx.get(child.url + path, timeout=1).status_code == 200:
+                return
+        time.sleep(0.1)
+    raise DevError(f"{child.name} did not become ready in {START_TIMEOUT_S:.0f} s; see {child.log_path}")
+
+
+@contextlib.contextmanager
+def _stop_signals() -> Iterator[list[int]]:
+    """Turn SIGINT/SIGTERM into a flag the watch loop sees (a second Ctrl-C still interrupts)."""
+    received: list[int] = []
+
+    def handler(signum: int, _frame: object) -> None:
+        if received and signum == signal.SIGINT:
+            raise KeyboardInterrupt
+        received.append(signum)
+
+    previous = {sig: signal.signal(sig, handler) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield received
+    finally:
+        for sig, old in previous.items():
+            signal.signal(sig, old)
+
+
+def run(settings: DevSettings, out: TextIO = sys.stdout) -> int:
+    """Start the cluster, print the bootstrap URL, watch until a stop signal, stop cleanly; exit code."""
+    cluster = DevCluster(settings)
+    interactive = out.isatty() and os.environ.get("CI") is None
+    with _stop_signals() as stop:
+        try:
+            cluster.start()
+        except DevError as exc:
+            cluster.stop()
+            print(f"gafka dev: {exc}", file=sys.stderr)
+            return 1
+        print(f"gafka dev: {settings.brokers} broker(s) up; bootstrap URL {cluster.bootstrap}", file=out, flush=True)
+        print(
+            f"gafka dev: data in {settings.data_dir.resolve()}; logs in {settings.data_dir.resolve() / 'logs'}; "
+            "Ctrl-C to stop",
+            file=out,
+            flush=True,
+        )
+        last = ""
+        while not stop:
+            for name in cluster.restart_dead():
+                print(f"gafka dev: {name} died; restarted", file=out, flush=True)
+            line = cluster.status().line()
+            if interactive:
+                print(f"\r\x1b[2K{line}", end="", file=out, flush=True)
+            elif line != last:
+                print(f"gafka dev: {line}", file=out, flush=True)
+            last = line
+            deadline = time.monotonic() + POLL_S
+            while not stop and time.monotonic() < deadline:
+                time.sleep(0.05)
+        if interactive:
+            print(file=out)
+        print("gafka dev: stopping (brokers hand over leadership first)", file=out, flush=True)
+        cluster.stop()
+        print("gafka dev: stopped", file=out, flush=True)
+    return 0
