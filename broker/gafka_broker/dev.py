@@ -83,6 +83,7 @@ class Child:
 
 def _port_free(host: str, port: int) -> bool:
     with socket.socket() as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as the servers bind: TIME_WAIT is no conflict
         try:
             sock.bind((host, port))
         except OSError:
