@@ -494,6 +494,8 @@ class RecordAccumulator:
                 batch = queue[0]
                 if taken and (size + batch.size > max_bytes or records + batch.count > max_records):
                     break
+                if taken and (taken[0].attempts or batch.attempts):
+                    break  # a retry goes alone: the broker refuses requests mixing written and new batches
                 queue.popleft()
                 if not batch.closed:
                     batch.closed = True

@@ -17,6 +17,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from gafka.errors import (
+    BrokerUnreachableError,
     GafkaError,
     NoOffsetForPartitionError,
     NotLeaderOrFollowerError,
@@ -223,7 +224,7 @@ class Fetcher:
                 continue
             except GafkaError as exc:
                 failures += 1
-                if isinstance(exc, (NotLeaderOrFollowerError, UnknownTopicOrPartitionError)):
+                if isinstance(exc, (NotLeaderOrFollowerError, UnknownTopicOrPartitionError, BrokerUnreachableError)):
                     self.metadata.invalidate(tp.topic)
                     with contextlib.suppress(GafkaError):
                         await refresh_async(self.transport, self.metadata, tp.topic)

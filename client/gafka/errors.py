@@ -187,6 +187,18 @@ class KafkaStorageError(_RetriableError):
     code = "KAFKA_STORAGE_ERROR"
 
 
+class NotEnoughReplicasAfterAppendError(_RetriableError):
+    """Written, but the ISR shrank below min.insync.replicas while waiting: an idempotent retry is safe."""
+
+    code = "NOT_ENOUGH_REPLICAS_AFTER_APPEND"
+
+
+class LeaderNotAvailableError(_RetriableError):
+    """The partition has no leader at the moment (an election is under way)."""
+
+    code = "LEADER_NOT_AVAILABLE"
+
+
 class NotEnoughReplicasError(_RetriableError):
     code = "NOT_ENOUGH_REPLICAS"
 
@@ -261,6 +273,8 @@ _CLASSES: dict[str, type[GafkaError]] = {
         UnknownServerError,
         KafkaStorageError,
         NotEnoughReplicasError,
+        NotEnoughReplicasAfterAppendError,
+        LeaderNotAvailableError,
         BrokerNotAvailableError,
         NotLeaderOrFollowerError,
         NotCoordinatorError,

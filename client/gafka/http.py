@@ -198,6 +198,9 @@ class SyncTransport:
             except TimeoutError:
                 connection.close()
                 raise RequestTimedOutError(f"{base} did not answer {method} {path} in time") from None
+            except http.client.HTTPException as exc:  # e.g. IncompleteRead: the broker died while answering
+                connection.close()
+                raise BrokerUnreachableError(f"connection to {base} lost: {exc!r}") from None
             except OSError as exc:
                 connection.close()
                 raise BrokerUnreachableError(f"cannot reach the broker at {base}: {exc.strerror or exc}") from None

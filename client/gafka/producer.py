@@ -29,6 +29,7 @@ from typing import Any
 from gafka._batching import ProducerBatch, RecordAccumulator, StickyPartitioner, resolve_sync
 from gafka._loop import LoopThread
 from gafka.errors import (
+    BrokerUnreachableError,
     ClientClosedError,
     GafkaError,
     NotLeaderOrFollowerError,
@@ -50,6 +51,7 @@ __all__ = ["AsyncProducer", "Producer", "ProducerConfig"]
 log = logging.getLogger("gafka.producer")
 
 Headers = Mapping[str, bytes | str | None] | Iterable[tuple[str, bytes | str | None]] | None
+_STALE_LEADER = (NotLeaderOrFollowerError, UnknownTopicOrPartitionError, BrokerUnreachableError, RequestTimedOutError)
 _ACKS = {"0": "0", "1": "1", "all": "all", "-1": "all"}
 
 
@@ -275,7 +277,7 @@ class _Sender:
 
     async def _failed(self, tp: tuple[str, int], batches: list[ProducerBatch], error: GafkaError) -> None:
         topic, partition = tp
-        if isinstance(error, (NotLeaderOrFollowerError, UnknownTopicOrPartitionError)):
+        if isinstance(error, _STALE_LEADER):  # the leader moved, or its broker is gone: ask again
             self.metadata.invalidate(topic)
             try:
                 await refresh_async(self.transport, self.metadata, topic)
