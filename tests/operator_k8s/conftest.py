@@ -1,0 +1,46 @@
+"""Operator tests against a real API server: the ``kube`` fixture of ``tests/k8s`` (etcd + kube-apiserver +
+kube-controller-manager, no scheduler, no kubelet), the gafka CRDs applied once, a namespace per test.
+
+The hooks of ``tests/k8s/conftest.py`` are re-exported too: a first build of the binaries gets its time budget,
+and a failing test gets the tails of the control plane's logs in its report.
+"""
+
+from __future__ import annotations
+
+import itertools
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from gafka_operator.kube import KubeApi, ObjectRef
+from k8s.conftest import pytest_collection_modifyitems, pytest_runtest_makereport
+from k8s.controlplane import Kube, kube
+
+__all__ = ["crds", "kube", "kube_api", "namespace", "pytest_collection_modifyitems", "pytest_runtest_makereport"]
+
+REPO = Path(__file__).resolve().parents[2]
+_ids = itertools.count()
+
+
+@pytest.fixture(scope="session")
+def kube_api(kube: Kube) -> KubeApi:
+    return KubeApi(kube.api_client)
+
+
+@pytest.fixture(scope="session")
+def crds(kube: Kube) -> None:
+    """GafkaCluster, GafkaTopic and kopf's peering CRDs, established before any test uses them."""
+    kube.kubectl("apply", "--server-side", "-f", str(REPO / "crds"))
+    for name in ("gafkaclusters.gafka.dev", "gafkatopics.gafka.dev", "clusterkopfpeerings.kopf.dev"):
+        kube.kubectl("wait", "--for=condition=Established", "--timeout=60s", f"crd/{name}")
+
+
+@pytest.fixture
+def namespace(kube_api: KubeApi) -> Iterator[str]:
+    """A fresh namespace per test, deleted afterwards (without waiting)."""
+    name = f"gk-{os.getpid()}-{next(_ids)}"
+    kube_api.create({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name}})
+    yield name
+    kube_api.delete(ObjectRef("Namespace", None, name))
