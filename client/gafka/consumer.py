@@ -303,8 +303,23 @@ class _ConsumerBase:
     def member_id(self) -> str | None:
         return None if self._membership is None else self._membership.member_id
 
+    # -- blocking consumer -------------------------------------------------------------------------------
+    def _assigned_state(self, partition: TopicPartition | tuple[str, int]) -> PartitionState:
+        """The fetch state of an assigned partition; a ValueError for any other."""
+        tp = _tp(partition)
+        state = self._states.get(tp)
+        if state is None:
+            raise ValueError(f"{tp.topic}-{tp.partition} is not assigned to this consumer")
+        return state
 
-# -- blocking consumer -------------------------------------------------------------------------------
+    def _position_of(self, partition: TopicPartition | tuple[str, int]) -> int:
+        state = self._assigned_state(partition)
+        if state.error is not None and state.position is None:
+            raise state.error
+        assert state.position is not None
+        return state.position
+
+
 class Consumer(_ConsumerBase):
     """A blocking consumer. ``poll(timeout)`` returns a list of :class:`ConsumerRecord`.
 
@@ -465,23 +480,13 @@ class Consumer(_ConsumerBase):
 
     def position(self, partition: TopicPartition | tuple[str, int]) -> int:
         """The offset of the next record ``poll`` returns for ``partition``."""
-        tp = _tp(partition)
         with self._lock:
-            state = self._states.get(tp)
-            if state is None:
-                raise ValueError(f"{tp.topic}-{tp.partition} is not assigned to this consumer")
-            if state.error is not None and state.position is None:
-                raise state.error
-            assert state.position is not None
-            return state.position
+            return self._position_of(partition)
 
     def seek(self, partition: TopicPartition | tuple[str, int], offset: int) -> None:
         """Read ``partition`` from ``offset`` on the next poll (buffered records are dropped)."""
-        tp = _tp(partition)
         with self._lock:
-            state = self._states.get(tp)
-            if state is None:
-                raise ValueError(f"{tp.topic}-{tp.partition} is not assigned to this consumer")
+            state = self._assigned_state(partition)
             state.reset(offset)
         self._on_loop(self._fetcher.poke, state)
 
@@ -798,20 +803,10 @@ class AsyncConsumer(_ConsumerBase):
         await self._add(added, callback=True)
 
     def position(self, partition: TopicPartition | tuple[str, int]) -> int:
-        tp = _tp(partition)
-        state = self._states.get(tp)
-        if state is None:
-            raise ValueError(f"{tp.topic}-{tp.partition} is not assigned to this consumer")
-        if state.error is not None and state.position is None:
-            raise state.error
-        assert state.position is not None
-        return state.position
+        return self._position_of(partition)
 
     def seek(self, partition: TopicPartition | tuple[str, int], offset: int) -> None:
-        tp = _tp(partition)
-        state = self._states.get(tp)
-        if state is None:
-            raise ValueError(f"{tp.topic}-{tp.partition} is not assigned to this consumer")
+        state = self._assigned_state(partition)
         state.reset(offset)
         self._fetcher.poke(state)
 
