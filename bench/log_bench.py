@@ -96,7 +96,6 @@ def bench_group_commit(root: Path, records_per_batch: int, appenders: int, appen
     log = PartitionLog.open(directory, _config(**{"flush.messages": 1}))
     committer = GroupCommitter()
     latencies: list[float] = []
-    flushes_before = log.last_flush_ms
 
     async def appender() -> None:
         for _ in range(appends_each):
@@ -113,7 +112,6 @@ def bench_group_commit(root: Path, records_per_batch: int, appenders: int, appen
         return elapsed
 
     elapsed = asyncio.run(run())
-    del flushes_before
     total = appenders * appends_each
     log.close()
     shutil.rmtree(directory.parent)

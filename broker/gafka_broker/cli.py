@@ -21,7 +21,7 @@ def _opt(name: str, *extra: str) -> Any:
     return typer.Option("--" + name.replace("_", "-"), *extra, help=_HELP[name], show_default=False)
 
 
-def _run(flags: dict[str, Any], config_file: Path | None, *, announce: bool = False) -> None:
+def _run(flags: dict[str, Any], config_file: Path | None) -> None:
     try:
         config = load_config(flags, os.environ, config_file)
     except ConfigError as exc:
@@ -29,10 +29,7 @@ def _run(flags: dict[str, Any], config_file: Path | None, *, announce: bool = Fa
         raise typer.Exit(code=2) from None
     from gafka_broker.server import run  # imported late: keeps `gafka --help` fast
 
-    def say(url: str) -> None:
-        typer.echo(f"gafka dev: bootstrap URL {url}  (data in {config.data_dir}; Ctrl-C to stop)")
-
-    code = run(config, announce=say if announce else None)
+    code = run(config)
     raise typer.Exit(code=code)
 
 

@@ -69,8 +69,8 @@ def _bind(host: str, port: int) -> socket.socket:
     return socket.create_server((host, port), family=family, backlog=2048)
 
 
-def run(config: BrokerConfig, *, announce: Callable[[str], None] | None = None) -> int:
-    """Serve until SIGTERM/SIGINT; returns the exit code. ``announce`` gets the URL once listening."""
+def run(config: BrokerConfig) -> int:
+    """Serve until SIGTERM/SIGINT; returns the exit code."""
     configure_logging(config.log_level)
     try:
         sock = _bind(config.listen_host, config.listen_port)
@@ -109,8 +109,6 @@ def run(config: BrokerConfig, *, announce: Callable[[str], None] | None = None) 
                 broker.meta.broker_id,
                 broker.meta.cluster_id,
             )
-            if announce is not None:
-                announce(url)
             server.run(sockets=[sock])
     except (MetadataError, OSError) as exc:
         log.critical("event=startup_failed data_dir=%s error=%r", config.data_dir, str(exc))
