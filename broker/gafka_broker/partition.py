@@ -183,9 +183,11 @@ class BrokerPartition:
         return self.log.read(offset, max_bytes, max_offset=self.high_watermark)
 
     # -- appending -----------------------------------------------------------------------------------
-    def append(self, data: bytes | bytearray | memoryview, *, now_ms: int | None = None) -> AppendResult:
+    def append(
+        self, data: bytes | bytearray | memoryview, *, now_ms: int | None = None, trusted: bool = False
+    ) -> AppendResult:
         """Append a client's batches as leader. A batch the producer already wrote is not appended again:
-        its original offsets are answered (with ``size`` 0)."""
+        its original offsets are answered (with ``size`` 0). ``trusted``: the broker encoded the batches."""
         if self.role is not Role.LEADER:
             raise NotLeaderError(f"broker {self.broker_id} does not lead {self.topic}-{self.partition}")
         headers = [header for _position, header in iter_batches(data)]
@@ -202,7 +204,7 @@ class BrokerPartition:
             )
         if self.epoch_cache.latest_epoch != self.leader_epoch:
             self.epoch_cache.assign(self.leader_epoch, self.log.log_end_offset)
-        result = self.log.append_as_leader(data, leader_epoch=self.leader_epoch, now_ms=now_ms)
+        result = self.log.append_as_leader(data, leader_epoch=self.leader_epoch, now_ms=now_ms, trusted=trusted)
         offset = result.base_offset
         for header in headers:
             self.producers.update(header._replace(base_offset=offset))

@@ -27,7 +27,9 @@ from gafka_broker.partition import BrokerPartition
 class FailingPartition(BrokerPartition):
     """A partition whose disk has gone away."""
 
-    def append(self, data: bytes | bytearray | memoryview, *, now_ms: int | None = None) -> AppendResult:
+    def append(
+        self, data: bytes | bytearray | memoryview, *, now_ms: int | None = None, trusted: bool = False
+    ) -> AppendResult:
         raise LogError("No space left on device")
 
 

@@ -239,7 +239,7 @@ class ProduceHandlers:
         remote = asyncio.gather(*forwarded) if forwarded else None  # runs while we append here
         for target, indices, data in payloads:
             try:
-                result = target.append(data, now_ms=now)
+                result = target.append(data, now_ms=now, trusted=True)  # encoded by us just now
             except _APPEND_ERRORS as exc:
                 error = _append_error(exc)
                 failures.append((target.partition, indices, error))
