@@ -61,6 +61,53 @@ def test_rebalance_targets_move_little_and_spread_evenly() -> None:
         rebalance_targets(current, [0, 1])
 
 
+def test_rebalance_spreads_each_topic_not_just_the_total() -> None:
+    """Scale 3 -> 5 with a big internal topic beside a small one: the small one must spread too (balancing only
+    the totals piled it onto the new brokers)."""
+    current = {("__consumer_offsets", i): r for i, r in enumerate(place_replicas(50, 3, [0, 1, 2]))}
+    current |= {("payments", i): r for i, r in enumerate(place_replicas(6, 3, [0, 1, 2]))}
+    targets = rebalance_targets(current, [0, 1, 2, 3, 4])
+    for topic in ("__consumer_offsets", "payments"):
+        loads = [sum(b in r for (t, _), r in targets.items() if t == topic) for b in range(5)]
+        assert max(loads) - min(loads) <= 1, (topic, loads)
+
+
+def test_rebalance_keeps_replicas_on_distinct_racks() -> None:
+    """5 brokers on 3 racks: every partition keeps one replica per rack, so the lone broker of rack c holds one
+    replica of each partition and the others share the rest evenly within their rack."""
+    racks = {0: "a", 1: "b", 2: "c", 3: "a", 4: "b"}
+    current = {("payments", i): r for i, r in enumerate(place_replicas(12, 3, [0, 1, 2], racks))}
+    targets = rebalance_targets(current, [0, 1, 2, 3, 4], racks)
+    for replicas in targets.values():
+        assert len({racks[b] for b in replicas}) == 3, replicas
+    loads = {b: sum(b in r for r in targets.values()) for b in racks}
+    assert loads == {0: 6, 1: 6, 2: 12, 3: 6, 4: 6}
+
+
+@given(
+    topics=st.lists(st.tuples(st.integers(1, 12), st.integers(1, 3)), min_size=1, max_size=4),
+    before=st.integers(3, 6),
+    after=st.integers(3, 7),
+)
+def test_rebalance_balances_every_topic_and_the_cluster(topics: list[tuple[int, int]], before: int, after: int) -> None:
+    current = {}
+    for n, (partitions, rf) in enumerate(topics):
+        for i, replicas in enumerate(place_replicas(partitions, rf, list(range(before)), start=n)):
+            current[(f"t{n}", i)] = replicas
+    allowed = list(range(after))
+    targets = rebalance_targets(current, allowed)
+    assert targets.keys() == current.keys()
+    for key, replicas in targets.items():
+        assert len(set(replicas)) == len(current[key]) and set(replicas) <= set(allowed)
+        kept = set(current[key]) & set(replicas)
+        assert all(current[key].index(b) == replicas.index(b) for b in kept)  # moved in place: order kept
+    for n in range(len(topics)):
+        loads = [sum(b in r for (t, _), r in targets.items() if t == f"t{n}") for b in allowed]
+        assert max(loads) - min(loads) <= 1
+    totals = [sum(b in r for r in targets.values()) for b in allowed]
+    assert max(totals) - min(totals) <= 1
+
+
 # -- elections and fencing -------------------------------------------------------------------------
 def test_leader_fails_over_within_the_isr_and_comes_back_preferred() -> None:
     controller = _cluster()

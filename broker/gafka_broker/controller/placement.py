@@ -67,45 +67,91 @@ def rebalance_targets(
     brokers: Sequence[int],
     racks: Mapping[int, str | None] | None = None,
 ) -> dict[tuple[str, int], tuple[int, ...]]:
-    """New replica lists that spread load evenly over ``brokers`` (after a scale-up, or to drain the
-    brokers missing from ``brokers``), moving as few replicas as possible.
+    """New replica lists that spread every topic, and the cluster as a whole, evenly over ``brokers`` (after a
+    scale-up, or to drain the brokers missing from ``brokers``), moving as few replicas as possible.
 
-    Replicas on brokers not in ``brokers`` move first; then one replica at a time goes from the most to
-    the least loaded broker (one that does not hold that partition yet) until loads differ by at most one.
-    The preferred leader stays first when it stays at all.
+    1. Replicas on brokers not in ``brokers`` move to the least loaded broker that can take them.
+    2. Per topic, one replica at a time moves from the broker holding most of the topic to the one holding least,
+       until they differ by at most one (a topic's traffic follows its partitions: balancing only the cluster
+       total could pile one busy topic onto the new brokers).
+    3. Over all topics, replicas move from the most to the least loaded broker, only where that keeps the topic
+       balanced, until totals differ by at most one.
+
+    A move never puts two replicas of a partition on one broker, nor on one rack while enough racks remain to
+    avoid it. A replica moves in place, so the preferred leader stays first when it stays at all.
     """
-    del racks  # balance first; rack spread is kept by placement of new topics
     allowed = sorted(brokers)
     if not allowed:
         raise PlacementError("no broker to place replicas on")
+    rack_names = racks or {}
+
+    def rack(broker: int) -> str:
+        return rack_names.get(broker) or f"broker-{broker}"  # no rack: a rack of its own
+
+    rack_count = len({rack(b) for b in allowed})
     replicas = {key: list(current[key]) for key in sorted(current)}
-    load = dict.fromkeys(allowed, 0)
-    for key, members in replicas.items():
+    total = dict.fromkeys(allowed, 0)
+    by_topic: dict[str, dict[int, int]] = {}
+    for (topic, _), members in replicas.items():
         if len(members) > len(allowed):
-            raise PlacementError(f"{key[0]}-{key[1]} needs {len(members)} brokers, only {len(allowed)} would remain")
+            raise PlacementError(f"{topic} needs {len(members)} brokers, only {len(allowed)} would remain")
+        counts = by_topic.setdefault(topic, dict.fromkeys(allowed, 0))
         for broker in members:
-            if broker in load:
-                load[broker] += 1
+            if broker in total:
+                total[broker] += 1
+                counts[broker] += 1
 
-    def least_loaded(excluded: list[int]) -> int:
-        return min((b for b in allowed if b not in excluded), key=lambda b: (load[b], b))
+    def fits(members: list[int], slot: int, target: int, *, strict: bool = True) -> bool:
+        if target in members:
+            return False
+        others = {rack(b) for i, b in enumerate(members) if i != slot}
+        spreadable = rack_count >= len(members)
+        return not (strict and spreadable and rack(target) in others)
 
-    for members in replicas.values():
+    def move(key: tuple[str, int], slot: int, target: int) -> None:
+        members = replicas[key]
+        source = members[slot]
+        members[slot] = target
+        for counts in (total, by_topic[key[0]]):
+            if source in counts:
+                counts[source] -= 1
+            counts[target] += 1
+
+    for key, members in replicas.items():  # 1. drain
         for slot, broker in enumerate(members):
-            if broker not in load:
-                target = least_loaded(members)
-                members[slot] = target
-                load[target] += 1
-    while True:
-        busiest = max(allowed, key=lambda b: (load[b], -b))
-        idlest = min(allowed, key=lambda b: (load[b], b))
-        if load[busiest] - load[idlest] <= 1:
-            break
-        movable = [key for key, members in replicas.items() if busiest in members and idlest not in members]
-        if not movable:
-            break
-        members = replicas[movable[-1]]
-        members[members.index(busiest)] = idlest
-        load[busiest] -= 1
-        load[idlest] += 1
+            if broker in total:
+                continue
+            counts = by_topic[key[0]]
+            order = sorted(allowed, key=lambda b: (counts[b], total[b], b))
+            target = next((b for b in order if fits(members, slot, b)), None)
+            if target is None:
+                target = next(b for b in order if fits(members, slot, b, strict=False))
+            move(key, slot, target)
+
+    def best_move(topic: str | None) -> tuple[tuple[str, int], int, int] | None:
+        """The first feasible move from a heavier to a lighter broker (by topic, or by total)."""
+        load = by_topic[topic] if topic is not None else total
+        sources = sorted(allowed, key=lambda b: (-load[b], -total[b], b))
+        targets = sorted(allowed, key=lambda b: (load[b], total[b], b))
+        for source in sources:
+            for target in targets:
+                if load[source] - load[target] <= 1:
+                    break
+                for key, members in replicas.items():
+                    if topic is not None and key[0] != topic:
+                        continue
+                    if source not in members:
+                        continue
+                    if topic is None and by_topic[key[0]][source] <= by_topic[key[0]][target]:
+                        continue  # would unbalance the topic
+                    slot = members.index(source)
+                    if fits(members, slot, target):
+                        return key, slot, target
+        return None
+
+    for topic in sorted(by_topic):  # 2. each topic
+        while (found := best_move(topic)) is not None:
+            move(*found)
+    while (found := best_move(None)) is not None:  # 3. the cluster
+        move(*found)
     return {key: tuple(members) for key, members in replicas.items()}
