@@ -127,12 +127,14 @@ class ClusterMetadata:
 
 # -- I/O helpers: the same lookups for blocking and asyncio callers ----------------------------------
 def refresh_sync(transport: SyncTransport, metadata: ClusterMetadata, topic: str | None = None) -> TopicInfo | None:
-    """Fetch the cluster (when no broker is known yet) and ``topic``; tries every known URL in turn."""
+    """Fetch the cluster and ``topic``; tries every known URL in turn.
+
+    The broker list is fetched every time: brokers join (a scale-up) and come back on new addresses (a
+    recreated pod gets a new IP), and a refresh is what follows a failed request to a stale address."""
     last: GafkaError | None = None
     for url in metadata.candidates():
         try:
-            if not metadata.brokers:
-                metadata.apply_cluster(transport.json(url, "GET", "/v1/cluster"))
+            metadata.apply_cluster(transport.json(url, "GET", "/v1/cluster"))
             if topic is None:
                 return None
             return metadata.apply_topic(transport.json(url, "GET", f"/v1/topics/{q(topic)}"))
@@ -151,8 +153,7 @@ async def refresh_async(
     last: GafkaError | None = None
     for url in metadata.candidates():
         try:
-            if not metadata.brokers:
-                metadata.apply_cluster(await transport.json(url, "GET", "/v1/cluster"))
+            metadata.apply_cluster(await transport.json(url, "GET", "/v1/cluster"))
             if topic is None:
                 return None
             return metadata.apply_topic(await transport.json(url, "GET", f"/v1/topics/{q(topic)}"))
