@@ -85,9 +85,7 @@ def fetch_kafka_libs() -> Path:
     except subprocess.TimeoutExpired as exc:
         raise KafkaToolsError(f"{FETCH_SCRIPT} did not finish in {exc.timeout} s") from exc
     if done.returncode != 0:
-        raise KafkaToolsError(
-            f"{FETCH_SCRIPT} failed with exit code {done.returncode}:\n{done.stderr[-4000:]}"
-        )
+        raise KafkaToolsError(f"{FETCH_SCRIPT} failed with exit code {done.returncode}:\n{done.stderr[-4000:]}")
     lines = done.stdout.strip().splitlines()
     libs = Path(lines[-1]) if lines else Path()
     if not lines or not libs.is_dir() or not any(libs.glob("kafka-clients-*.jar")):
@@ -295,9 +293,7 @@ def _parse_batch(line: str) -> DumpedBatch:
     )
 
 
-_RECORD_LINE = re.compile(
-    r"\| (?P<meta>.*?) headerKeys: \[(?P<keys>.*)\](?P<data>(?: key: \S*)?(?: payload: \S*)?)"
-)
+_RECORD_LINE = re.compile(r"\| (?P<meta>.*?) headerKeys: \[(?P<keys>.*)\](?P<data>(?: key: \S*)?(?: payload: \S*)?)")
 
 
 def _parse_record(line: str) -> DumpedRecord:

@@ -100,9 +100,7 @@ class BatchSpec:
         for delta, record in enumerate(self.records):
             assert record.timestamp is not None
             timestamp = record.timestamp if self.log_append_time is None else self.log_append_time
-            out.append(
-                Record(base_offset + delta, timestamp, record.key, record.value, tuple(record.headers))
-            )
+            out.append(Record(base_offset + delta, timestamp, record.key, record.value, tuple(record.headers)))
         return out
 
     @property
@@ -126,9 +124,7 @@ def sample_batches(codec: Compression) -> list[BatchSpec]:
     return [
         BatchSpec(
             (
-                NewRecord(
-                    b"user-1", b"first value", [("trace-id", b"abc"), ("empty", b""), ("nil", None)], base_ts
-                ),
+                NewRecord(b"user-1", b"first value", [("trace-id", b"abc"), ("empty", b""), ("nil", None)], base_ts),
                 NewRecord(b"user-2", b"second", [("dup", b"1"), ("dup", b"2")], base_ts + 7),
                 NewRecord(
                     b"user-1",
@@ -203,9 +199,7 @@ def layout(specs: Sequence[BatchSpec], first_offset: int = 0) -> list[int]:
     return offsets
 
 
-def write_gafka_segment(
-    directory: Path, specs: Sequence[BatchSpec], first_offset: int = 0
-) -> tuple[Path, list[bytes]]:
+def write_gafka_segment(directory: Path, specs: Sequence[BatchSpec], first_offset: int = 0) -> tuple[Path, list[bytes]]:
     """Write ``specs`` with gafka's encoder into ``<directory>/<first_offset:020d>.log``."""
     directory.mkdir(parents=True, exist_ok=True)
     encoded = [spec.encode(base) for spec, base in zip(specs, layout(specs, first_offset), strict=True)]
@@ -253,26 +247,20 @@ def assert_kafka_dump_matches(
             records=batch.records,
         ), context
         assert len(batch.records) == len(spec.records), context
-        for delta, (dumped_record, expected) in enumerate(
-            zip(batch.records, spec.expected(base), strict=True)
-        ):
+        for delta, (dumped_record, expected) in enumerate(zip(batch.records, spec.expected(base), strict=True)):
             assert dumped_record.offset == expected.offset, context
             assert dumped_record.timestamp == expected.timestamp, context
             assert dumped_record.timestamp_type == batch.timestamp_type, context
             assert dumped_record.key == expected.key, context
             assert dumped_record.value == expected.value, context
             assert dumped_record.key_size == (-1 if expected.key is None else len(expected.key)), context
-            assert dumped_record.value_size == (-1 if expected.value is None else len(expected.value)), (
-                context
-            )
+            assert dumped_record.value_size == (-1 if expected.value is None else len(expected.value)), context
             assert dumped_record.header_keys_text == ",".join(name for name, _ in expected.headers), context
             assert dumped_record.sequence == spec.sequence(delta), context
         position += len(data)
 
 
-def assert_kafka_read_matches(
-    batches: Sequence[dict[str, Any]], specs: Sequence[BatchSpec], first: int
-) -> None:
+def assert_kafka_read_matches(batches: Sequence[dict[str, Any]], specs: Sequence[BatchSpec], first: int) -> None:
     """Kafka's FileRecords sees every header value (DumpLogSegments prints only header keys)."""
     assert len(batches) == len(specs)
     for batch, spec, base in zip(batches, specs, layout(specs, first), strict=True):
@@ -306,9 +294,7 @@ def assert_gafka_reads(data: bytes, specs: Sequence[BatchSpec], first: int) -> l
         assert header.partition_leader_epoch == spec.partition_leader_epoch, context
         assert header.is_transactional == spec.is_transactional, context
         assert header.max_timestamp == spec.max_timestamp, context
-        expected_type = (
-            TimestampType.CREATE_TIME if spec.log_append_time is None else TimestampType.LOG_APPEND_TIME
-        )
+        expected_type = TimestampType.CREATE_TIME if spec.log_append_time is None else TimestampType.LOG_APPEND_TIME
         assert header.timestamp_type is expected_type, context
         assert decode_batch(data, position, header=header) == spec.expected(base), context
         found.append((position, header))

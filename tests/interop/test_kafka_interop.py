@@ -64,10 +64,7 @@ class GafkaWritten:
 @pytest.fixture(scope="module")
 def gafka_written(kafka_tools: KafkaTools, tmp_path_factory: pytest.TempPathFactory) -> GafkaWritten:
     root = tmp_path_factory.mktemp("gafka-written")
-    segments = {
-        codec: write_gafka_segment(root / f"{codec.name.lower()}-0", sample_batches(codec))
-        for codec in CODECS
-    }
+    segments = {codec: write_gafka_segment(root / f"{codec.name.lower()}-0", sample_batches(codec)) for codec in CODECS}
     # A copy of the uncompressed segment with one flipped bit in the second batch's last header value:
     # the layout still parses, only the CRC can tell.
     path, encoded = segments[Compression.NONE]
@@ -150,25 +147,17 @@ def test_gafka_decodes_kafka_written_segments(kafka_written: KafkaWritten, codec
     for path, segment_specs, start in segments:
         assert_gafka_reads(path.read_bytes(), segment_specs, start)
         # Kafka read back what it was asked to write (guards the Java helper itself).
-        kafka_view = next(
-            segment["batches"] for segment in answer["segments"] if segment["file"] == path.name
-        )
+        kafka_view = next(segment["batches"] for segment in answer["segments"] if segment["file"] == path.name)
         assert_kafka_read_matches(kafka_view, segment_specs, start)
 
 
 @pytest.mark.parametrize("codec", CODECS, ids=lambda codec: codec.name.lower())
-def test_kafka_batches_are_gafka_batches_byte_for_byte(
-    kafka_written: KafkaWritten, codec: Compression
-) -> None:
-    for path, segment_specs, start in split_by_segment(
-        kafka_written.directories[codec], sample_batches(codec)
-    ):
+def test_kafka_batches_are_gafka_batches_byte_for_byte(kafka_written: KafkaWritten, codec: Compression) -> None:
+    for path, segment_specs, start in split_by_segment(kafka_written.directories[codec], sample_batches(codec)):
         data = path.read_bytes()
         walked = list(iter_batches(data))
         assert len(walked) == len(segment_specs)
-        for (position, header), spec, base in zip(
-            walked, segment_specs, layout(segment_specs, start), strict=True
-        ):
+        for (position, header), spec, base in zip(walked, segment_specs, layout(segment_specs, start), strict=True):
             assert_same_bytes_as_gafka(data[position : position + header.size], spec, base)
 
 

@@ -68,9 +68,7 @@ def log_batches(seed: str, start_ms: int | None = None) -> list[BatchSpec]:
             headers = [(f"h{i}", rng.randbytes(rng.randrange(8))) for i in range(rng.randrange(3))]
             records.append(NewRecord(key, value, headers, timestamp))
             timestamp += rng.randint(1, 50)
-        specs.append(
-            BatchSpec(tuple(records), CODECS[index % len(CODECS)], partition_leader_epoch=index // 40)
-        )
+        specs.append(BatchSpec(tuple(records), CODECS[index % len(CODECS)], partition_leader_epoch=index // 40))
     return specs
 
 
@@ -106,9 +104,7 @@ def index_files(directory: Path) -> dict[str, bytes]:
 
 
 def config() -> TopicConfig:
-    return TopicConfig.from_configs(
-        {"segment.bytes": SEGMENT_BYTES, "index.interval.bytes": INDEX_INTERVAL_BYTES}
-    )
+    return TopicConfig.from_configs({"segment.bytes": SEGMENT_BYTES, "index.interval.bytes": INDEX_INTERVAL_BYTES})
 
 
 def kafka_job(directory: Path, **extra: Any) -> dict[str, Any]:
@@ -177,12 +173,8 @@ def gafka_log(kafka_tools: KafkaTools, tmp_path_factory: pytest.TempPathFactory)
     while index < len(specs) - 1:
         count = rng.randint(1, 3)
         epoch = specs[index].partition_leader_epoch
-        group = [
-            s for s in specs[index : min(index + count, len(specs) - 1)] if s.partition_leader_epoch == epoch
-        ]
-        log.append_as_leader(
-            b"".join(spec.encode(0) for spec in group), leader_epoch=group[0].partition_leader_epoch
-        )
+        group = [s for s in specs[index : min(index + count, len(specs) - 1)] if s.partition_leader_epoch == epoch]
+        log.append_as_leader(b"".join(spec.encode(0) for spec in group), leader_epoch=group[0].partition_leader_epoch)
         index += len(group)
     # The last batch alone in a segment rolled by hand: a segment too small for any index entry.
     log.roll()
