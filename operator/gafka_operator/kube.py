@@ -45,6 +45,8 @@ KINDS: Mapping[str, tuple[str, str]] = {
     "Node": ("v1", "nodes"),
     "Event": ("v1", "events"),
     "PersistentVolumeClaim": ("v1", "persistentvolumeclaims"),
+    "PersistentVolume": ("v1", "persistentvolumes"),
+    "StorageClass": ("storage.k8s.io/v1", "storageclasses"),
     "StatefulSet": ("apps/v1", "statefulsets"),
     "PodDisruptionBudget": ("policy/v1", "poddisruptionbudgets"),
     "Lease": ("coordination.k8s.io/v1", "leases"),
@@ -186,9 +188,10 @@ class KubeApi:
             content_type="application/apply-patch+yaml",
         )
 
-    def delete(self, ref: ObjectRef, *, uid: str | None = None) -> bool:
-        """Delete (background propagation); with ``uid``, only that incarnation. False if it was gone."""
-        body: dict[str, Any] = {"propagationPolicy": "Background"}
+    def delete(self, ref: ObjectRef, *, uid: str | None = None, propagation: str = "Background") -> bool:
+        """Delete (background propagation, or ``Orphan``: dependents stay); with ``uid``, only that incarnation.
+        False if it was gone."""
+        body: dict[str, Any] = {"propagationPolicy": propagation}
         if uid is not None:
             body["preconditions"] = {"uid": uid}
         try:

@@ -8,7 +8,8 @@ all passes of a cluster are serialized by one lock. A pass:
 2. loads the cluster's controller when this replica is the active one (:class:`~.controllers.ControllerHost`);
 3. reads the StatefulSet, the broker pods and the controller's metadata;
 4. plans the scaling step (:func:`~.planning.plan_scale`) and performs its controller part (drain, rebalance,
-   forget);
+   forget); grows the broker volumes when spec.storage.size grew (:func:`~.volumes.plan_volumes`: claims
+   patched, then the StatefulSet deleted with its pods and claims orphaned, for step 5 to create it again);
 5. applies every object of :func:`~.manifests.build_all` that drifted (server-side apply of the whole object
    under one field manager; fields that cannot change in place are reported, not forced), with the
    StatefulSet's replicas and balance annotation as the plan says;
@@ -37,7 +38,7 @@ import httpx
 from gafka_broker.controller.controller import ControllerSettings
 from gafka_broker.controller.decisions import ControllerError
 from gafka_broker.controller.metadata import BrokerInfo, ClusterMetadata
-from gafka_operator import autoscaling, manifests
+from gafka_operator import autoscaling, manifests, volumes
 from gafka_operator.controllers import ClusterKey, ControllerHost, HostedController, OperatorMetrics
 from gafka_operator.kube import ApiException, KubeApi, ObjectRef
 from gafka_operator.kube_store import ForeignMetadataError
@@ -65,7 +66,7 @@ logger = logging.getLogger(__name__)
 Emit = Callable[[Mapping[str, Any], str, str, str], None]
 """``emit(body, type, reason, message)``: post a Kubernetes Event about ``body`` (type Normal or Warning)."""
 
-CLUSTER_CONDITIONS = ("Ready", "Reconciling", "Degraded", "Warning")
+CLUSTER_CONDITIONS = ("Ready", "Reconciling", "Degraded", "Warning", "StorageResizing")
 _COUNTING_REASONS = frozenset({"UnderReplicatedPartitions", "OfflinePartitions"})
 """Degraded reasons whose message is a count: an Event when they start, not on every change of the count."""
 
@@ -79,7 +80,7 @@ class ReconcileSettings:
     """A broker pod not ready for this long gets its broker fenced."""
     rack_awareness: bool = True
     autoscale_every_s: float = 15.0
-    """How often the built-in autoscaler samples the brokers' byte counters (spec.autoscaling)."""
+    """How often the built-in autoscaler samples the brokers' byte and CPU counters (spec.autoscaling)."""
 
 
 @dataclass
@@ -92,6 +93,8 @@ class PassResult:
     status: dict[str, Any] = field(default_factory=dict)
     warnings: list[tuple[str, str]] = field(default_factory=list)
     """(reason, message) for the Warning condition besides a refused scale-down."""
+    volumes: str = ""
+    """What growing the volumes (spec.storage.size) is doing or waiting for (Reconciling while it lasts)."""
 
 
 @dataclass
@@ -99,6 +102,14 @@ class _Observed:
     sts: dict[str, Any] | None
     pods: list[PodState]
     raw_pods: list[dict[str, Any]]
+
+
+@dataclass(frozen=True, slots=True)
+class _VolumeStep:
+    replaced: bool
+    """The StatefulSet was deleted (orphaning its pods and claims) to be created with a new claim template."""
+    progress: tuple[str, str] | None
+    """(reason, message) of StorageResizing while a claim's volume is smaller than it asks for."""
 
 
 class ClusterReconciler:
@@ -131,6 +142,8 @@ class ClusterReconciler:
         self._due: dt.datetime | None = None
         self._samples: dict[int, autoscaling.Sample] = {}
         self._recommendations: list[autoscaling.Recommendation] = []
+        self._cpu_unmeasured = False
+        """The brokers' last measurement had no CPU counter for targetCPUUtilization (reported until the next)."""
         self._written: tuple[str, dict[str, Any]] | None = None
         """(uid, status) this reconciler last wrote (kopf's body catches up with it a moment later)."""
         self._fenced: set[tuple[str, str]] = set()
@@ -230,7 +243,7 @@ class ClusterReconciler:
 
         # scaling: plan, then the controller's part of the step
         sts = observed.sts
-        current = int(sts["spec"]["replicas"]) if sts is not None else None
+        current = int(sts["spec"]["replicas"]) if sts is not None else _orphaned_replicas(observed.pods)
         balanced_raw = ((sts or {}).get("metadata", {}).get("annotations") or {}).get(BALANCED_ANNOTATION)
         balanced = int(balanced_raw) if balanced_raw and balanced_raw.isdigit() else None
         plan = plan_scale(spec.replicas, current, balanced, metadata, (p.broker_id for p in observed.pods))
@@ -242,6 +255,11 @@ class ClusterReconciler:
             except ControllerError as exc:
                 scale_error = f"{exc.code}: {exc.message}"
                 logger.warning("event=scale_step_failed namespace=%s cluster=%s error=%s", *self.key, scale_error)
+
+        # volumes: grow the claims to spec.storage.size, replace the StatefulSet for its new claim template
+        grown = await asyncio.to_thread(self._grow_volumes, body, ref, spec, plan, observed, current, result)
+        if grown.replaced:
+            observed = await asyncio.to_thread(self._observe, ref)
 
         # the objects
         apply_problems = await asyncio.to_thread(self._apply_all, body, ref, spec, plan, observed, result)
@@ -290,6 +308,10 @@ class ClusterReconciler:
         existing = int(((sts or {}).get("status") or {}).get("replicas") or 0)
         # the StatefulSet's count lags behind the pods by a moment: conditions trust the lower of the two
         ready_pods = sum(1 for p in observed.pods if p.ready and not p.deleting and p.broker_id < spec.replicas)
+        if not ((sts or {}).get("status") or {}).get("observedGeneration"):
+            # no StatefulSet (or one not synced yet), e.g. while it is replaced for a new claim template: the pods
+            # (which stay) tell, so a running cluster does not look unready for that moment
+            ready, existing = ready_pods, sum(1 for p in observed.pods if not p.deleting)
         conditions = self._conditions(
             spec,
             plan,
@@ -302,6 +324,7 @@ class ClusterReconciler:
             scale_error,
             result,
         )
+        conditions += self._storage_conditions(body, old_status, grown.progress)
         status: dict[str, Any] = {
             "observedGeneration": generation,
             "replicas": existing,
@@ -384,7 +407,8 @@ class ClusterReconciler:
         result: PassResult,
     ) -> list[tuple[str, str]]:
         """Create or fix every object; returns the problems (reason, message): differences in fields that cannot
-        change in place (reported, not forced) and objects the API server refused."""
+        change in place (reported, not forced) and objects the API server refused. The StatefulSet's claim size
+        is left to :meth:`_grow_volumes` (it replaces the StatefulSet), and one being replaced is not touched."""
         immutable: list[str] = []
         problems: list[tuple[str, str]] = []
         for desired in manifests.build_all(ref, spec, self.settings.platform, replicas=plan.replicas):
@@ -392,6 +416,11 @@ class ClusterReconciler:
             if kind == "StatefulSet":
                 desired["metadata"].setdefault("annotations", {})[BALANCED_ANNOTATION] = str(plan.balanced)
                 live = observed.sts
+                if live is not None and live["metadata"].get("deletionTimestamp"):
+                    continue  # orphaned for a new claim template: created again once it is gone
+                live_size = volumes.claim_template_size(live) if live is not None else None
+                if live_size is not None:
+                    desired = volumes.with_claim_size(desired, live_size)
             else:
                 live = self.api.get(ObjectRef(kind, ref.namespace, name))
             drift = manifests.desired_vs_actual(desired, live)
@@ -423,6 +452,114 @@ class ClusterReconciler:
             )
         return problems
 
+    def _grow_volumes(
+        self,
+        body: Mapping[str, Any],
+        ref: manifests.ClusterRef,
+        spec: ClusterSpec,
+        plan: ScaleDecision,
+        observed: _Observed,
+        current: int | None,
+        result: PassResult,
+    ) -> _VolumeStep:
+        """spec.storage.size grew: patch the brokers' claims, then delete the StatefulSet with propagation
+        Orphan (pods and claims stay) for :meth:`_apply_all` to create it with the new claim template (see
+        :mod:`gafka_operator.volumes`). A smaller size, or claims the API server will not grow (no
+        allowVolumeExpansion, not bound), become a Warning and nothing is replaced."""
+        brokers = max(spec.replicas, current or 0)
+        # by name (data-NAME-i), not by the template's labels: claims made beforehand for adoption may lack them
+        claims = [
+            claim
+            for pvc in self.api.list(ObjectRef("PersistentVolumeClaim", ref.namespace))
+            if (claim := volumes.claim_state(ref.name, pvc)) is not None and claim.broker_id < brokers
+        ]
+        sts = observed.sts
+        if sts is not None and sts["metadata"].get("deletionTimestamp"):
+            result.volumes = f"waiting for StatefulSet {ref.name} to be gone before creating it again"
+            return _VolumeStep(False, volumes.resize_progress(claims))
+        template = volumes.claim_template_size(sts) if sts is not None else None
+        replaceable = True
+        if sts is not None and template is not None:  # any other change of the template stays ImmutableFieldChanged
+            desired = manifests.stateful_set(ref, spec, self.settings.platform, replicas=plan.replicas)
+            replaceable = not manifests.desired_vs_actual(volumes.with_claim_size(desired, template), sts).immutable
+        steady = plan.kind is ScaleKind.STEADY and current == spec.replicas
+        step = volumes.plan_volumes(spec.storage.size, template, claims, steady=steady, replaceable=replaceable)
+        if step.refused:
+            result.warnings.append((step.action.value, step.message))
+            return _VolumeStep(False, volumes.resize_progress(claims))
+        if step.action is volumes.VolumeAction.EXPAND:
+            by_name = {c.name: c for c in claims}
+            grown: list[str] = []
+            refused: list[str] = []
+            for name in step.claims:
+                try:
+                    patched = self.api.merge_patch(
+                        ObjectRef("PersistentVolumeClaim", ref.namespace, name),
+                        {"spec": {"resources": {"requests": {"storage": step.size}}}},
+                    )
+                except ApiException as error:
+                    if error.status == 404:  # gone meanwhile (scaled away with deleteClaim): nothing to grow
+                        continue
+                    if error.status not in (400, 403, 422):
+                        raise
+                    refused.append(f"{name}: {_api_message(error)}")
+                    continue
+                grown.append(name)
+                by_name[name] = volumes.claim_state(ref.name, patched) or by_name[name]
+            claims = list(by_name.values())
+            if grown:
+                self._act(
+                    body, result, "VolumeExpansion",
+                    f"requested {step.size} for claims {', '.join(grown)}; the volumes grow as their StorageClass's "
+                    "driver resizes them", "expand", record="PersistentVolumeClaimUpdated",
+                )  # fmt: skip
+            if refused:
+                result.warnings.append(
+                    (
+                        "VolumeExpansionUnsupported",
+                        f"the API server refused to grow claims to {step.size} (their StorageClass needs "
+                        "allowVolumeExpansion: true and the claims must be bound); the StatefulSet keeps its claim "
+                        "template: " + "; ".join(refused),
+                    )
+                )
+                return _VolumeStep(False, volumes.resize_progress(claims))
+            result.volumes = step.message
+        if step.replace and sts is not None:
+            try:  # only the StatefulSet observed with the old template (uid precondition)
+                self.api.delete(
+                    ObjectRef("StatefulSet", ref.namespace, ref.name), uid=sts["metadata"]["uid"], propagation="Orphan"
+                )
+            except ApiException as error:
+                if error.status != 409:
+                    raise
+            else:
+                self._act(
+                    body, result, "ReplacingStatefulSet",
+                    f"deleted StatefulSet {ref.name} keeping its pods and claims (propagationPolicy Orphan), to create "
+                    f"it again with claim size {step.size} (was {template}); the brokers keep running",
+                    "replace", record="StatefulSetOrphaned",
+                )  # fmt: skip
+                result.volumes = f"recreating StatefulSet {ref.name} with claim size {step.size}"
+                return _VolumeStep(True, volumes.resize_progress(claims))
+        if step.action is volumes.VolumeAction.WAIT:
+            result.volumes = step.message
+        return _VolumeStep(False, volumes.resize_progress(claims))
+
+    def _storage_conditions(
+        self, body: Mapping[str, Any], old: Mapping[str, Any], progress: tuple[str, str] | None
+    ) -> list[Condition]:
+        """StorageResizing while a claim's volume is smaller than it asks for (reported, never waited for:
+        readiness does not depend on it), with an Event when it starts, changes stage, and ends."""
+        before = condition(old.get("conditions"), "StorageResizing")
+        if progress is None:
+            if before is not None and before.get("status") == "True":
+                self.emit(body, "Normal", "VolumesResized", "every broker volume has the size its claim requests")
+            return []
+        reason, message = progress
+        if before is None or before.get("status") != "True" or before.get("reason") != reason:
+            self.emit(body, "Normal", "VolumesResizing", f"{reason}: {message}")
+        return [Condition("StorageResizing", True, reason, message)]
+
     async def _fence_lost(self, pods: Sequence[PodState], now: dt.datetime) -> None:
         grace = dt.timedelta(seconds=self.settings.not_ready_grace_s)
         self._due = None
@@ -444,21 +581,41 @@ class ClusterReconciler:
         hosted: HostedController | None,
         result: PassResult,
     ) -> None:
-        """spec.autoscaling: sample the brokers' byte counters, and set spec.replicas (the /scale subresource)
-        when the stabilized recommendation differs (see :mod:`gafka_operator.autoscaling`)."""
-        auto = spec.autoscaling
-        if not auto.enabled:
-            self._samples, self._recommendations = {}, []
-            return
-        if auto.target_throughput_bytes_per_broker is None:
+        """spec.autoscaling: sample the brokers' counters, and set spec.replicas (the /scale subresource) when the
+        stabilized recommendation differs (see :mod:`gafka_operator.autoscaling`)."""
+        await self._autoscale_step(body, spec, steady, hosted, result)
+        if self._cpu_unmeasured:  # between two measurements too, or the Warning condition would flap
             result.warnings.append(
                 (
-                    "AutoscalingUnsupported",
-                    "targetCPUUtilization needs the resource metrics API, which the built-in autoscaler does not read "
-                    "yet: set targetThroughputBytesPerBroker, or drive /scale with a HorizontalPodAutoscaler",
+                    "AutoscalingNoCPUMetric",
+                    f"the brokers' /metrics have no {autoscaling.CPU_COUNTER} (prometheus_client's process collector, "
+                    "Linux only): targetCPUUtilization cannot be measured, so the cluster is not autoscaled",
                 )
             )
+
+    async def _autoscale_step(
+        self,
+        body: Mapping[str, Any],
+        spec: ClusterSpec,
+        steady: bool,
+        hosted: HostedController | None,
+        result: PassResult,
+    ) -> None:
+        """One sample of a steady cluster every ``autoscale_every_s``; a scale when two samples ask for it."""
+        auto = spec.autoscaling
+        if not auto.enabled:
+            self._samples, self._recommendations, self._cpu_unmeasured = {}, [], False
             return
+        request: float | None = None
+        if auto.target_cpu_utilization is None:
+            self._cpu_unmeasured = False
+        else:
+            try:
+                request = autoscaling.cpu_request(spec.resources)
+            except ValueError as exc:  # a utilisation needs a request: say so rather than guess
+                result.warnings.append(("AutoscalingNoCPURequest", str(exc)))
+                self._samples, self._cpu_unmeasured = {}, False
+                return
         if not steady or hosted is None:
             self._samples = {}  # rates across a scale or a restart mean nothing: start over once steady
             return
@@ -469,10 +626,16 @@ class ClusterReconciler:
         brokers = {b: info for b, info in metadata.brokers.items() if b < spec.replicas and not info.fenced}
         samples = await self._scrape(brokers)
         rate = autoscaling.throughput(self._samples, samples)
+        cpu = autoscaling.cpu_utilization(self._samples, samples, request) if request is not None else None
         self._samples = samples
         if rate is None:
             return
-        recommended = autoscaling.recommend(auto, rate, floor=max_replication_factor(metadata))
+        self._cpu_unmeasured = cpu is not None and not cpu
+        if self._cpu_unmeasured:  # throughput alone might scale down brokers short of CPU: wait for the metric
+            return
+        recommended = autoscaling.recommend(
+            auto, rate, cpu=cpu, replicas=spec.replicas, floor=max_replication_factor(metadata)
+        )
         target, self._recommendations = autoscaling.stabilize(
             self._recommendations, self.clock(), auto.stabilization_window_seconds, spec.replicas, recommended
         )
@@ -486,21 +649,21 @@ class ClusterReconciler:
             "scale",
         )
         self._samples = {}
-        why = autoscaling.explain(recommended, rate, auto, sorted(samples))
+        why = autoscaling.explain(recommended, auto, sorted(samples), bytes_per_second=rate, cpu=cpu)
         self._act(body, result, "Autoscaled", f"spec.replicas {spec.replicas} -> {target} ({why})", "autoscale")
 
     async def _scrape(self, brokers: Mapping[int, BrokerInfo]) -> dict[int, autoscaling.Sample]:
-        """Each broker's byte counters from its /metrics (a broker that does not answer is left out)."""
+        """Each broker's byte and CPU counters from its /metrics (a broker that does not answer is left out)."""
 
         async def one(client: httpx.AsyncClient, broker: BrokerInfo) -> tuple[int, autoscaling.Sample] | None:
             try:
                 response = await client.get(f"{broker.url.rstrip('/')}/metrics")
                 response.raise_for_status()
-                total = autoscaling.parse_throughput(response.text)
+                sample = autoscaling.parse_sample(response.text, time.monotonic(), broker.incarnation)
             except (httpx.HTTPError, ValueError) as exc:
                 logger.debug("event=scrape_failed broker=%d url=%s error=%r", broker.broker_id, broker.url, exc)
                 return None
-            return broker.broker_id, autoscaling.Sample(time.monotonic(), total, broker.incarnation)
+            return broker.broker_id, sample
 
         async with httpx.AsyncClient(timeout=3.0) as client:
             found = await asyncio.gather(*(one(client, broker) for broker in brokers.values()))
@@ -561,6 +724,8 @@ class ClusterReconciler:
             reconciling = Condition("Reconciling", True, plan.kind.value, plan.message)
         elif roll_message:
             reconciling = Condition("Reconciling", True, "RollingRestart", roll_message)
+        elif result.volumes:
+            reconciling = Condition("Reconciling", True, "ExpandingVolumes", result.volumes)
         elif any(a.endswith("Updated") for a in result.actions):
             reconciling = Condition("Reconciling", True, "Updating", "updated the cluster's objects")
         elif not brokers_ready:
@@ -645,6 +810,13 @@ def _api_message(error: ApiException) -> str:
     except (ValueError, AttributeError):
         message = None
     return str(message or f"HTTP {error.status} {error.reason}")
+
+
+def _orphaned_replicas(pods: Sequence[PodState]) -> int | None:
+    """The size broker pods show while their StatefulSet is gone (it is replaced for a new claim template):
+    recreated at that size, a scale-down in between still drains first. None when there are no pods."""
+    alive = [p.broker_id for p in pods if not p.deleting]
+    return max(alive) + 1 if alive else None
 
 
 def _sts_observed(sts: Mapping[str, Any] | None) -> bool:

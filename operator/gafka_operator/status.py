@@ -5,7 +5,8 @@ Condition vocabulary (``docs/kubernetes.md``):
 
 - GafkaCluster: ``Ready`` (every broker pod ready), ``Reconciling`` (the operator is changing something or waits
   for something it started), ``Degraded`` (something is wrong that the operator cannot fix by itself right
-  now), and ``Warning`` only while an operation is refused (reason ``ScaleDownRefused``).
+  now), ``Warning`` only while an operation is refused (e.g. ``ScaleDownRefused``, ``VolumeShrinkRefused``), and
+  ``StorageResizing`` while a broker volume is smaller than its claim asks for (reported, never waited for).
 - GafkaTopic: ``Ready`` (the topic exists as specified; reason ``ClusterNotFound`` when its cluster is missing),
   ``Reconciling``, ``Degraded`` (under-replicated or offline partitions).
 """

@@ -1,5 +1,6 @@
 """Operator tests against a real API server: the ``kube`` fixture of ``tests/k8s`` (etcd + kube-apiserver +
-kube-controller-manager, no scheduler, no kubelet), the gafka CRDs applied once, a namespace per test.
+kube-controller-manager, no scheduler, no kubelet), the gafka CRDs applied once, a namespace per test, and an
+``operator`` (``kopf run`` as a subprocess) per test module.
 
 The hooks of ``tests/k8s/conftest.py`` are re-exported too: a first build of the binaries gets its time budget,
 and a failing test gets the tails of the control plane's logs in its report.
@@ -18,7 +19,17 @@ from gafka_operator.kube import KubeApi, ObjectRef
 from k8s.conftest import pytest_collection_modifyitems, pytest_runtest_makereport
 from k8s.controlplane import Kube, kube
 
-__all__ = ["crds", "kube", "kube_api", "namespace", "pytest_collection_modifyitems", "pytest_runtest_makereport"]
+from .harness import OperatorProcess, wait_for
+
+__all__ = [
+    "crds",
+    "kube",
+    "kube_api",
+    "namespace",
+    "operator",
+    "pytest_collection_modifyitems",
+    "pytest_runtest_makereport",
+]
 
 REPO = Path(__file__).resolve().parents[2]
 _ids = itertools.count()
@@ -35,6 +46,19 @@ def crds(kube: Kube) -> None:
     kube.kubectl("apply", "--server-side", "-f", str(REPO / "crds"))
     for name in ("gafkaclusters.gafka.dev", "gafkatopics.gafka.dev", "clusterkopfpeerings.kopf.dev"):
         kube.kubectl("wait", "--for=condition=Established", "--timeout=60s", f"crd/{name}")
+
+
+@pytest.fixture(scope="module")
+def operator(
+    kube: Kube, kube_api: KubeApi, crds: None, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[OperatorProcess]:
+    lease_namespace = f"gafka-system-{os.getpid()}"
+    if kube_api.get(ObjectRef("Namespace", None, lease_namespace)) is None:
+        kube_api.create({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": lease_namespace}})
+    op = OperatorProcess(kube, tmp_path_factory.mktemp("operator"), lease_namespace=lease_namespace).start()
+    wait_for("the operator to become active", lambda: op.status("/readyz") == 200, log=op)
+    yield op
+    op.stop()
 
 
 @pytest.fixture

@@ -30,6 +30,8 @@ from k8s.controlplane import Kube
 
 T = TypeVar("T")
 WAIT_S = 60.0
+LONG_SESSION = {"broker_session_timeout_ms": 3_600_000}
+"""Brokers played by the tests register once and never heartbeat: keep them live."""
 _ids = itertools.count()
 
 
@@ -234,12 +236,14 @@ def controller_metadata(op: OperatorProcess, namespace: str, cluster: str) -> di
 
 
 class FakeBrokerMetrics:
-    """A broker's /metrics only: byte counters growing at ``rate`` bytes per second (for the autoscaler)."""
+    """A broker's /metrics only: byte counters growing at ``rate`` bytes per second and, when ``cpu`` is given,
+    ``process_cpu_seconds_total`` growing at ``cpu`` cores (for the autoscaler)."""
 
-    def __init__(self, rate: float) -> None:
+    def __init__(self, rate: float, cpu: float | None = None) -> None:
         self._rate = rate
         self._base = 0.0
         self._since = time.monotonic()
+        self._cpu, self._cpu_base, self._cpu_since = cpu, 0.0, self._since
         metrics = self
 
         class Handler(http.server.BaseHTTPRequestHandler):
@@ -264,14 +268,23 @@ class FakeBrokerMetrics:
     def set_rate(self, rate: float) -> None:
         self._base, self._since, self._rate = self.total(), time.monotonic(), rate
 
+    def cpu_seconds(self) -> float:
+        return self._cpu_base + (self._cpu or 0.0) * (time.monotonic() - self._cpu_since)
+
+    def set_cpu(self, cores: float) -> None:
+        self._cpu_base, self._cpu_since, self._cpu = self.cpu_seconds(), time.monotonic(), cores
+
     def exposition(self) -> str:
         half = self.total() / 2
-        return (
+        text = (
             "# TYPE gafka_topic_bytes_in_total counter\n"
             f'gafka_topic_bytes_in_total{{topic="t"}} {half}\n'
             "# TYPE gafka_topic_bytes_out_total counter\n"
             f'gafka_topic_bytes_out_total{{topic="t"}} {half}\n'
         )
+        if self._cpu is not None:
+            text += f"# TYPE process_cpu_seconds_total counter\nprocess_cpu_seconds_total {self.cpu_seconds()}\n"
+        return text
 
     def close(self) -> None:
         self.server.shutdown()

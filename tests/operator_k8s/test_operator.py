@@ -8,16 +8,14 @@ kubelet would (``mark_ready``) and play the brokers' registration with the contr
 from __future__ import annotations
 
 import json
-import os
-from collections.abc import Iterator
+import time
 from typing import Any
-
-import pytest
 
 from gafka_operator.kube import KubeApi, ObjectRef
 from k8s.controlplane import Kube
 
 from .harness import (
+    LONG_SESSION,
     FakeBrokerMetrics,
     OperatorProcess,
     condition,
@@ -30,22 +28,6 @@ from .harness import (
     register_brokers,
     wait_for,
 )
-
-LONG_SESSION = {"broker_session_timeout_ms": 3_600_000}
-"""Brokers played by the tests register once and never heartbeat: keep them live."""
-
-
-@pytest.fixture(scope="module")
-def operator(
-    kube: Kube, kube_api: KubeApi, crds: None, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[OperatorProcess]:
-    lease_namespace = f"gafka-system-{os.getpid()}"
-    if kube_api.get(ObjectRef("Namespace", None, lease_namespace)) is None:
-        kube_api.create({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": lease_namespace}})
-    op = OperatorProcess(kube, tmp_path_factory.mktemp("operator"), lease_namespace=lease_namespace).start()
-    wait_for("the operator to become active", lambda: op.status("/readyz") == 200, log=op)
-    yield op
-    op.stop()
 
 
 def _get(api: KubeApi, kind: str, namespace: str, name: str) -> dict[str, Any] | None:
@@ -597,3 +579,117 @@ def test_built_in_autoscaler_follows_throughput(
     finally:
         for fake in fakes.values():
             fake.close()
+
+
+def test_built_in_autoscaler_follows_cpu(
+    kube: Kube, kube_api: KubeApi, operator: OperatorProcess, namespace: str
+) -> None:
+    window = 10
+    fakes = {i: FakeBrokerMetrics(rate=0, cpu=0.5) for i in range(5)}  # 500m each: all of the request
+    try:
+        autoscaling = {
+            "enabled": True,
+            "minReplicas": 3,
+            "maxReplicas": 5,
+            "targetCPUUtilization": 50,
+            "stabilizationWindowSeconds": window,
+        }
+        resources = {"requests": {"cpu": "500m", "memory": "64Mi"}}
+        spec = {"config": LONG_SESSION, "autoscaling": autoscaling, "resources": resources}
+        create(kube_api, namespace, gafka_cluster("cpu", 3, **spec))
+        wait_for("the metadata ConfigMap", lambda: _get(kube_api, "ConfigMap", namespace, "cpu-metadata"), log=operator)
+        urls = {i: fake.url for i, fake in fakes.items()}
+        register_brokers(operator, namespace, "cpu", range(3), urls=urls)
+        wait_for("3 pods", lambda: len(pod_names(kube_api, namespace, "cpu")) == 3, log=operator)
+        for i in range(3):
+            mark_ready(kube_api, namespace, f"cpu-{i}")
+
+        # 3 brokers at 100% of their request, target 50%: ceil(3 x 1.0 / 0.5) = 6, at most 5
+        wait_for("spec.replicas raised to 5", lambda: _cluster(kube_api, namespace, "cpu")["spec"]["replicas"] == 5)
+        events = kube.kubectl("get", "events", "-n", namespace, "--field-selector", "reason=Autoscaled", "-o", "json")
+        messages = json.dumps(json.loads(events)["items"])
+        assert "spec.replicas 3 -> 5" in messages and "CPU 100% of the request" in messages, messages
+
+        register_brokers(operator, namespace, "cpu", [3, 4], urls=urls)
+        wait_for("5 pods", lambda: len(pod_names(kube_api, namespace, "cpu")) == 5, log=operator)
+        for i in (3, 4):
+            mark_ready(kube_api, namespace, f"cpu-{i}")
+        wait_for(
+            "the cluster steady at 5",
+            lambda: (
+                (c := condition(_cluster(kube_api, namespace, "cpu"), "Reconciling"))
+                and c["status"] == "False"
+                and (r := condition(_cluster(kube_api, namespace, "cpu"), "Ready"))
+                and r["message"].startswith("5/5")
+            ),
+            log=operator,
+        )
+        time.sleep(3)  # a few measurements of the steady cluster: still busy, 5 recommended
+        assert _cluster(kube_api, namespace, "cpu")["spec"]["replicas"] == 5
+
+        # the load drops to 10%: ceil(5 x 0.1 / 0.5) = 1, at least 3; but only once 5 is out of the window
+        for fake in fakes.values():
+            fake.set_cpu(0.05)
+        low_since = time.monotonic()
+        while time.monotonic() < low_since + window - 2:
+            assert _cluster(kube_api, namespace, "cpu")["spec"]["replicas"] == 5, "scaled down within the window"
+            time.sleep(0.5)
+        wait_for(
+            "spec.replicas back to 3",
+            lambda: _cluster(kube_api, namespace, "cpu")["spec"]["replicas"] == 3,
+            log=operator,
+        )
+        assert time.monotonic() - low_since >= window - 2
+        wait_for(
+            "the StatefulSet at 3",
+            lambda: _get(kube_api, "StatefulSet", namespace, "cpu")["spec"]["replicas"] == 3,  # type: ignore[index]
+            log=operator,
+        )
+    finally:
+        for fake in fakes.values():
+            fake.close()
+
+
+def test_autoscaling_on_cpu_without_a_cpu_request_or_counter_is_reported(
+    kube_api: KubeApi, operator: OperatorProcess, namespace: str
+) -> None:
+    autoscaling = {"enabled": True, "minReplicas": 1, "maxReplicas": 3, "targetCPUUtilization": 50}
+    create(kube_api, namespace, gafka_cluster("nocpu", 1, autoscaling=autoscaling))
+    # brokers that export no process_cpu_seconds_total (no process collector): nothing to measure
+    fake = FakeBrokerMetrics(rate=0)
+    try:
+        resources = {"requests": {"cpu": "250m"}}
+        spec = {"config": LONG_SESSION, "autoscaling": autoscaling, "resources": resources}
+        create(kube_api, namespace, gafka_cluster("nocounter", 1, **spec))
+        wait_for(
+            "the metadata ConfigMap", lambda: _get(kube_api, "ConfigMap", namespace, "nocounter-metadata"), log=operator
+        )
+        register_brokers(operator, namespace, "nocounter", [0], urls={0: fake.url})
+        wait_for("the pod", lambda: pod_names(kube_api, namespace, "nocounter"), log=operator)
+        mark_ready(kube_api, namespace, "nocounter-0")
+
+        def warning(name: str, reason: str) -> dict[str, Any] | None:
+            found = condition(_get(kube_api, "GafkaCluster", namespace, name), "Warning")
+            return dict(found) if found and found["reason"] == reason else None
+
+        found = wait_for(
+            "Warning AutoscalingNoCPURequest", lambda: warning("nocpu", "AutoscalingNoCPURequest"), log=operator
+        )
+        assert found["status"] == "True" and "set spec.resources.requests.cpu" in found["message"], found
+        found = wait_for(
+            "Warning AutoscalingNoCPUMetric", lambda: warning("nocounter", "AutoscalingNoCPUMetric"), log=operator
+        )
+        assert "process_cpu_seconds_total" in found["message"], found
+        assert _cluster(kube_api, namespace, "nocpu")["spec"]["replicas"] == 1
+        assert _cluster(kube_api, namespace, "nocounter")["spec"]["replicas"] == 1
+    finally:
+        fake.close()
+
+    kube_api.merge_patch(
+        ObjectRef("GafkaCluster", namespace, "nocpu"), {"spec": {"resources": {"requests": {"cpu": "1"}}}}
+    )
+    wait_for(
+        "the Warning condition gone",
+        lambda: condition(_get(kube_api, "GafkaCluster", namespace, "nocpu"), "Warning") is None,
+        log=operator,
+    )
