@@ -462,6 +462,9 @@ def _pod_spec(ref: ClusterRef, spec: ClusterSpec, platform: Platform, image: str
     pod: dict[str, Any] = {
         "serviceAccountName": service_account_name(ref.name),
         "automountServiceAccountToken": False,
+        # No docker-link variables: a Service named e.g. "gafka" would inject GAFKA_PORT, GAFKA_SERVICE_HOST...
+        # into the broker's environment, where GAFKA_* is the broker's own configuration namespace.
+        "enableServiceLinks": False,
         "terminationGracePeriodSeconds": termination_grace_seconds(spec),
         "securityContext": security,
         "affinity": affinity,

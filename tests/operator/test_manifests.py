@@ -486,6 +486,7 @@ def test_statefulset_shape() -> None:
     assert anti == {"topologyKey": "kubernetes.io/hostname", "labelSelector": {"matchLabels": selector_labels("demo")}}
     assert pod["securityContext"]["runAsNonRoot"] is True and pod["securityContext"]["fsGroup"] == 10001
     assert pod["automountServiceAccountToken"] is False
+    assert pod["enableServiceLinks"] is False  # GAFKA_* service-link variables would reach the broker
     assert pod["serviceAccountName"] == "demo-broker"
     assert "initContainers" not in pod and "topologySpreadConstraints" not in pod
 
