@@ -20,8 +20,7 @@ from pathlib import Path
 from typing import TypeVar
 from urllib.parse import urlsplit
 
-import httpx
-
+from gafka import GafkaError
 from gafka_operator.kube import ApiException, KubeApi
 from k8s.controlplane import Kube
 from operator_k8s.harness import OperatorProcess
@@ -128,7 +127,7 @@ def wait_for(
             value = probe()
             if value:
                 return value
-        except (ApiException, httpx.HTTPError, OSError, KeyError, TypeError, IndexError) as error:
+        except (ApiException, GafkaError, OSError, KeyError, TypeError, IndexError) as error:
             last = error
         if time.monotonic() > deadline:
             raise AssertionError(

@@ -17,11 +17,10 @@ from concurrent.futures import Future
 from dataclasses import dataclass, field
 from typing import Any
 
-import httpx
 import pytest
 
-from gafka import Admin, Consumer, Producer, RecordMetadata
-from gafka_operator.kube import ObjectRef
+from gafka import Admin, Consumer, GafkaError, Producer, RecordMetadata
+from gafka_operator.kube import ApiException, ObjectRef
 
 from .platform import Platform, reachable_bootstrap, wait_for
 
@@ -99,10 +98,13 @@ def partitions(platform: Platform, namespace: str) -> list[dict[str, Any]]:
 
 
 def in_sync(platform: Platform, namespace: str, brokers: set[int] | None = None) -> list[dict[str, Any]] | None:
-    """The partitions when every one is fully replicated (on ``brokers`` only, when given)."""
+    """The partitions when every one is fully replicated, no reassignment under way (a partition being moved has
+    RF + 1 replicas until the old one is removed), and on ``brokers`` only, when given."""
     parts = partitions(platform, namespace)
     for part in parts:
-        if sorted(part["isr"]) != sorted(part["replicas"]) or part["leader"] not in part["replicas"]:
+        if len(part["replicas"]) != 3 or sorted(part["isr"]) != sorted(part["replicas"]):
+            return None
+        if part["leader"] not in part["replicas"]:
             return None
         if brokers is not None and not set(part["replicas"]) <= brokers:
             return None
@@ -373,7 +375,7 @@ def test_scale_out_spreads_partitions_and_scale_in_drains_first(
                     violations.extend(
                         f"broker {b} stopped while holding {holders[b]} replicas" for b in stopping if holders[b]
                     )
-            except (httpx.HTTPError, OSError):
+            except (ApiException, GafkaError, OSError):
                 pass
             time.sleep(0.1)
 
@@ -396,6 +398,59 @@ def test_scale_out_spreads_partitions_and_scale_in_drains_first(
     assert not violations, violations[:5]
     parts = healthy(platform, ns, 3)
     assert set(_replicas_by_broker(parts)) == {0, 1, 2}
+    load.stop.set()
+    time.sleep(1.0)
+    assert_nothing_acked_lost(platform, ns, load)
+
+
+def test_config_change_rolls_one_broker_at_a_time(platform: Platform, e2e_namespace: str, load: AckedLoad) -> None:
+    """A changed spec.config restarts every broker pod, one at a time: while one is down, the others stay ready,
+    and producing with acks=all (min.insync.replicas 2) loses nothing."""
+    ns = e2e_namespace
+    healthy(platform, ns, 3)
+    before = {p["metadata"]["name"]: p["metadata"]["uid"] for p in platform.api.list(ObjectRef("Pod", ns))}
+    overlaps: list[str] = []
+    watching = threading.Event()
+
+    def watch() -> None:
+        while not watching.is_set():
+            try:
+                pods = platform.api.list(ObjectRef("Pod", ns))
+            except (ApiException, OSError):
+                continue
+            replaced = [p for p in pods if before.get(p["metadata"]["name"]) != p["metadata"]["uid"]]
+            down = [
+                p["metadata"]["name"]
+                for p in pods
+                if p["metadata"].get("deletionTimestamp")
+                or not any(c["type"] == "Ready" and c["status"] == "True" for c in p["status"].get("conditions") or [])
+            ]
+            down += [
+                f"{CLUSTER}-{i} (missing)"
+                for i in range(3)
+                if f"{CLUSTER}-{i}" not in {p["metadata"]["name"] for p in pods}
+            ]
+            if len(down) > 1:
+                overlaps.append(f"{len(replaced)} replaced, down at once: {sorted(down)}")
+            time.sleep(0.1)
+
+    watcher = threading.Thread(target=watch, daemon=True)
+    watcher.start()
+    platform.api.merge_patch(
+        ObjectRef("GafkaCluster", ns, CLUSTER), {"spec": {"config": {"max_records_per_request": 20_000}}}
+    )
+
+    def rolled() -> bool:
+        pods = {p["metadata"]["name"]: p["metadata"]["uid"] for p in platform.api.list(ObjectRef("Pod", ns))}
+        return len(pods) == 3 and all(pods.get(name) not in (None, uid) for name, uid in before.items())
+
+    wait_for(platform, "every broker pod replaced", rolled, timeout=240)
+    healthy(platform, ns, 3)
+    watching.set()
+    watcher.join()
+    assert not overlaps, overlaps[:5]
+    config = get(platform, "ConfigMap", ns, f"{CLUSTER}-config")
+    assert "max_records_per_request: 20000" in config["data"]["broker.yaml"]  # type: ignore[index]
     load.stop.set()
     time.sleep(1.0)
     assert_nothing_acked_lost(platform, ns, load)
