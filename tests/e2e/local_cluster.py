@@ -13,6 +13,7 @@ matching ``e2e-*`` for the operator to watch them (the tests' namespaces have bo
 from __future__ import annotations
 
 import argparse
+import os
 import signal
 import subprocess
 import tempfile
@@ -43,7 +44,7 @@ def main(argv: list[str] | None = None) -> int:
         api_client=new_api_client(plane.kubeconfig),
         kubectl_path=str(tools.kubectl),
         control_plane=plane,
-        env={"KUBECONFIG": str(plane.kubeconfig), "PATH": "/usr/bin:/bin"},
+        env={**os.environ, "KUBECONFIG": str(plane.kubeconfig)},
     )
     agent = operator = None
     try:
