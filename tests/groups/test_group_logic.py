@@ -160,6 +160,32 @@ def test_stale_heartbeat_is_fenced() -> None:
     assert error.value.code is GroupErrorCode.FENCED_MEMBER_EPOCH
 
 
+def test_a_retry_after_a_lost_answer_is_accepted_with_the_previous_epoch() -> None:
+    """The answer that moved a member to a new epoch was lost: its retry carries the previous epoch. Kafka accepts
+    it when the member owns nothing it should not (fencing would make it drop everything and rejoin)."""
+    group = ConsumerGroup("g")
+    first, _ = _join(group, {"a"})
+    second, _ = _join(group, {"a"})
+    third, _ = _join(group, {"a"})  # a second rebalance: the members' previous epochs are real ones, not 0
+    for _ in range(3):
+        for member_id in (first, second, third):
+            _beat(group, member_id)
+    member = group.members[second]
+    assert member.owned and 0 < member.previous_epoch < member.epoch
+    old_epoch, owned = member.previous_epoch, frozenset(member.owned)
+    # the retry reports what it held before the lost answer: a subset of what it owns now (nothing, here)
+    response = group.heartbeat(HeartbeatRequest(second, old_epoch, owned=frozenset()), 0, {"a": 4})
+    assert response.member_epoch == member.epoch and response.assignment == owned
+    # reporting a partition it does not own, or no report at all, is still fenced
+    for report in (frozenset({("b", 0)}), None):
+        with pytest.raises(GroupError) as error:
+            group.heartbeat(HeartbeatRequest(second, old_epoch, owned=report), 0, {"a": 4})
+        assert error.value.code is GroupErrorCode.FENCED_MEMBER_EPOCH
+    with pytest.raises(GroupError) as error:  # an epoch older than the previous one
+        group.heartbeat(HeartbeatRequest(second, old_epoch - 1, owned=frozenset()), 0, {"a": 4})
+    assert error.value.code is GroupErrorCode.FENCED_MEMBER_EPOCH
+
+
 def test_partition_growth_reaches_members() -> None:
     group = ConsumerGroup("g")
     member, _ = _join(group, {"a"})

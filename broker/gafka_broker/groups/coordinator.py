@@ -276,6 +276,7 @@ class GroupCoordinator:
                 session_timeout_ms=data["session_timeout_ms"],
                 last_heartbeat_ms=now_ms,  # a restart gives every member a fresh session
                 epoch=data["epoch"],
+                previous_epoch=data.get("previous_epoch", -1),
                 owned={(t, p) for t, p in data["owned"]},
                 revoking={(t, p) for t, p in data["revoking"]},
                 revoking_since_ms=now_ms if data["revoking"] else None,
@@ -300,6 +301,7 @@ def _group_record(group: ConsumerGroup) -> dict[str, Any]:
                 "rebalance_timeout_ms": member.rebalance_timeout_ms,
                 "session_timeout_ms": member.session_timeout_ms,
                 "epoch": member.epoch,
+                "previous_epoch": member.previous_epoch,
                 "owned": _pairs(member.owned),
                 "revoking": _pairs(member.revoking),
             }

@@ -58,6 +58,9 @@ class Member:
     session_timeout_ms: int
     last_heartbeat_ms: int
     epoch: int = 0
+    previous_epoch: int = -1
+    """The epoch before the last bump: a member whose answer was lost comes back with it (accepted, as Kafka does,
+    when what it reports owning is a subset of what it owns now)."""
     owned: set[TopicPartition] = field(default_factory=set)
     revoking: set[TopicPartition] = field(default_factory=set)
     revoking_since_ms: int | None = None
@@ -122,7 +125,7 @@ class ConsumerGroup:
                 member.left_temporarily = True
                 member.last_heartbeat_ms = now_ms
                 return HeartbeatResponse(member.member_id, STATIC_LEAVE_EPOCH, self.heartbeat_interval_ms, frozenset())
-            if request.member_epoch != member.epoch:
+            if request.member_epoch != member.epoch and not _answer_was_lost(member, request):
                 raise GroupError(
                     GroupErrorCode.FENCED_MEMBER_EPOCH,
                     f"member epoch {request.member_epoch} is not the current {member.epoch}; rejoin with epoch 0",
@@ -261,7 +264,8 @@ class ConsumerGroup:
         if member.revoking:
             return
         # 3. caught up: take the new epoch and every target partition nobody else still holds
-        member.epoch = self.assignment_epoch
+        if member.epoch != self.assignment_epoch:
+            member.previous_epoch, member.epoch = member.epoch, self.assignment_epoch
         held_by_others = {tp for other in self.members.values() if other is not member for tp in other.held}
         member.owned |= {tp for tp in target if tp not in held_by_others}
 
@@ -337,3 +341,15 @@ class ConsumerGroup:
 
 def _new_member_id() -> str:
     return uuid.uuid4().hex
+
+
+def _answer_was_lost(member: Member, request: HeartbeatRequest) -> bool:
+    """A heartbeat with the member's previous epoch: the answer that moved it on was lost (a timeout, a broken
+    connection) and this is the retry. Kafka accepts it when the member reports owning nothing it no longer owns;
+    fencing it instead would make it give up and rejoin for nothing."""
+    return (
+        request.member_epoch == member.previous_epoch
+        and request.member_epoch < member.epoch
+        and request.owned is not None
+        and set(request.owned) <= member.owned
+    )
