@@ -92,7 +92,9 @@ def rebalance_targets(
     replicas = {key: list(current[key]) for key in sorted(current)}
     total = dict.fromkeys(allowed, 0)
     by_topic: dict[str, dict[int, int]] = {}
-    for (topic, _), members in replicas.items():
+    keys_of: dict[str, list[tuple[str, int]]] = {}
+    for (topic, index), members in replicas.items():
+        keys_of.setdefault(topic, []).append((topic, index))
         if len(members) > len(allowed):
             raise PlacementError(f"{topic} needs {len(members)} brokers, only {len(allowed)} would remain")
         counts = by_topic.setdefault(topic, dict.fromkeys(allowed, 0))
@@ -137,9 +139,8 @@ def rebalance_targets(
             for target in targets:
                 if load[source] - load[target] <= 1:
                     break
-                for key, members in replicas.items():
-                    if topic is not None and key[0] != topic:
-                        continue
+                for key in keys_of[topic] if topic is not None else replicas:
+                    members = replicas[key]
                     if source not in members:
                         continue
                     if topic is None and by_topic[key[0]][source] <= by_topic[key[0]][target]:
