@@ -12,55 +12,37 @@ from __future__ import annotations
 import itertools
 import os
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 
 from gafka_operator.kube import KubeApi, ObjectRef
 from k8s.conftest import pytest_collection_modifyitems, pytest_runtest_makereport
 from k8s.controlplane import Kube, kube
-from operator_k8s.harness import OperatorProcess
+from operator_k8s.harness import CRDS
 
 from .node_agent import network
-from .platform import NAMESPACE_LABELS, AgentProcess, Platform, wait_for
+from .platform import NAMESPACE_LABELS, Platform, wait_for
 
 __all__ = ["e2e_namespace", "kube", "platform", "pytest_collection_modifyitems", "pytest_runtest_makereport"]
 
-REPO = Path(__file__).resolve().parents[2]
 _ids = itertools.count()
 
 
 @pytest.fixture(scope="package")
 def platform(kube: Kube, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Platform]:
-    api = KubeApi(kube.api_client)
     if kube.existing:
-        for name in ("gafkaclusters.gafka.dev", "gafkatopics.gafka.dev"):
+        for name in CRDS[:2]:  # the chart installed them (and the operator)
             kube.kubectl("wait", "--for=condition=Established", "--timeout=60s", f"crd/{name}")
-        yield Platform(kube, api)
+        yield Platform(kube, KubeApi(kube.api_client))
         return
     unavailable = network.check()
     if unavailable is not None:  # e.g. not root: the reason shows in pytest's summary (-ra)
         pytest.skip(f"the node agent cannot give pods addresses here: {unavailable}")
-    kube.kubectl("apply", "--server-side", "-f", str(REPO / "crds"))
-    for name in ("gafkaclusters.gafka.dev", "gafkatopics.gafka.dev", "clusterkopfpeerings.kopf.dev"):
-        kube.kubectl("wait", "--for=condition=Established", "--timeout=60s", f"crd/{name}")
-    root = tmp_path_factory.mktemp("e2e")
-    agent = AgentProcess(kube, root).start()
-    operator = OperatorProcess(
-        kube,
-        root,
-        lease_namespace=None,
-        args=("--namespace=e2e-*", "--standalone"),
-        env={"GAFKA_OPERATOR_NOT_READY_GRACE_SECONDS": "10"},
-    )
+    platform = Platform.start_local(kube, tmp_path_factory.mktemp("e2e"))
     try:
-        operator.start()
-        platform = Platform(kube, api, operator=operator, agent=agent)
-        wait_for(platform, "the agent's nodes", lambda: len(api.list(ObjectRef("Node", None))) >= 3)
         yield platform
     finally:
-        operator.stop()
-        agent.stop()
+        platform.stop()
 
 
 @pytest.fixture(scope="module")

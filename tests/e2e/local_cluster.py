@@ -20,11 +20,10 @@ import tempfile
 import threading
 from pathlib import Path
 
-from k8s.controlplane import REPO, ControlPlane, Kube, ensure_tools, new_api_client
-from operator_k8s.harness import OperatorProcess
+from k8s.controlplane import ControlPlane, Kube, ensure_tools, new_api_client
 
 from .node_agent import network
-from .platform import AgentProcess
+from .platform import Platform
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -46,28 +45,21 @@ def main(argv: list[str] | None = None) -> int:
         control_plane=plane,
         env={**os.environ, "KUBECONFIG": str(plane.kubeconfig)},
     )
-    agent = operator = None
+    platform = None
     try:
-        kube.kubectl("apply", "--server-side", "-f", str(REPO / "crds"))
-        for name in ("gafkaclusters.gafka.dev", "gafkatopics.gafka.dev", "clusterkopfpeerings.kopf.dev"):
-            kube.kubectl("wait", "--for=condition=Established", "--timeout=60s", f"crd/{name}")
-        agent = AgentProcess(kube, root).start()
-        operator = OperatorProcess(kube, root, lease_namespace=None, args=("--namespace=e2e-*", "--standalone"))
-        operator.start()
+        platform = Platform.start_local(kube, root)
         print(f"kubeconfig: {plane.kubeconfig}\nlogs: {root} (operator, node-agent.log, pods/, kube/logs/)")
         print("Ctrl-C to stop")
         stop = threading.Event()
         for sig in (signal.SIGINT, signal.SIGTERM):
             signal.signal(sig, lambda *_: stop.set())
         while not stop.wait(1.0):
-            agent.check()
+            platform.check()
     except subprocess.CalledProcessError as error:
         parser.exit(1, f"local_cluster: {error}\n{error.stderr}\n")
     finally:
-        if operator is not None:
-            operator.stop()
-        if agent is not None:
-            agent.stop()
+        if platform is not None:
+            platform.stop()
         plane.stop()
     return 0
 

@@ -13,7 +13,6 @@ import signal
 import socket
 import subprocess
 import sys
-import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,8 +20,9 @@ from typing import TypeVar
 from urllib.parse import urlsplit
 
 from gafka import GafkaError
-from gafka_operator.kube import ApiException, KubeApi
-from k8s.controlplane import Kube
+from gafka_operator.kube import KubeApi, ObjectRef
+from k8s.controlplane import Kube, tail
+from operator_k8s import harness
 from operator_k8s.harness import OperatorProcess
 
 __all__ = ["AgentProcess", "Platform", "reachable_bootstrap", "wait_for"]
@@ -75,9 +75,7 @@ class AgentProcess:
             self.process.wait()
 
     def tail(self, lines: int = 40) -> str:
-        with contextlib.suppress(FileNotFoundError):
-            return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
-        return ""
+        return tail(self.log_path, lines)
 
     def container_logs(self, lines: int = 15) -> str:
         """The tails of the broker containers' logs (``<root>/pods/<ns>_<pod>_<uid>/<container>.log``)."""
@@ -95,11 +93,8 @@ class Platform:
     operator: OperatorProcess | None = None
     agent: AgentProcess | None = None
 
-    @property
-    def local(self) -> bool:
-        return self.agent is not None
-
-    def diagnostics(self) -> str:
+    def tail(self) -> str:
+        """The operator's, the agent's and the latest brokers' log tails (what a failed wait shows)."""
         parts = []
         if self.operator is not None:
             parts.append(f"--- operator log tail:\n{self.operator.tail(40)}")
@@ -108,6 +103,33 @@ class Platform:
             parts.append(self.agent.container_logs())
         return "\n".join(parts)
 
+    @classmethod
+    def start_local(cls, kube: Kube, root: Path) -> Platform:
+        """The CRDs, the node agent and the operator (watching ``e2e-*`` namespaces) on a local control plane."""
+        harness.install_crds(kube)
+        agent = AgentProcess(kube, root).start()
+        operator = OperatorProcess(
+            kube,
+            root,
+            lease_namespace=None,
+            args=("--namespace=e2e-*", "--standalone"),
+            env={"GAFKA_OPERATOR_NOT_READY_GRACE_SECONDS": "10"},
+        )
+        platform = cls(kube, KubeApi(kube.api_client), operator=operator, agent=agent)
+        try:
+            operator.start()
+            wait_for(platform, "the agent's nodes", lambda: len(platform.api.list(ObjectRef("Node", None))) >= 3)
+        except BaseException:
+            platform.stop()
+            raise
+        return platform
+
+    def stop(self) -> None:
+        if self.operator is not None:
+            self.operator.stop()
+        if self.agent is not None:
+            self.agent.stop()
+
     def check(self) -> None:
         if self.agent is not None:
             self.agent.check()
@@ -115,25 +137,21 @@ class Platform:
             raise AssertionError(f"the operator exited:\n{self.operator.tail()}")
 
 
+RETRIED = (*harness.RETRIED, GafkaError, OSError, IndexError)
+"""Besides the API's: brokers still starting or moving (the SDK's errors, refused connections)."""
+
+
 def wait_for(
     platform: Platform, what: str, probe: Callable[[], T | None], timeout: float = 90.0, interval: float = 0.2
 ) -> T:
-    """Poll ``probe`` until it returns something truthy; on time-out fail with the platform's log tails."""
-    deadline = time.monotonic() + timeout
-    last: Exception | None = None
-    while True:
+    """:func:`operator_k8s.harness.wait_for`, failing at once when the agent or the operator died, and with the
+    platform's log tails on a time-out."""
+
+    def checked() -> T | None:
         platform.check()
-        try:
-            value = probe()
-            if value:
-                return value
-        except (ApiException, GafkaError, OSError, KeyError, TypeError, IndexError) as error:
-            last = error
-        if time.monotonic() > deadline:
-            raise AssertionError(
-                f"timed out after {timeout:.0f} s waiting for {what} (last error: {last!r})\n{platform.diagnostics()}"
-            )
-        time.sleep(interval)
+        return probe()
+
+    return harness.wait_for(what, checked, timeout, interval, log=platform, retry_on=RETRIED)
 
 
 def reachable_bootstrap(api: KubeApi, url: str) -> list[str]:

@@ -9,10 +9,11 @@ healthy again); locally the brokers are processes run by the node agent, on kind
 from __future__ import annotations
 
 import collections
+import contextlib
 import itertools
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future
 from dataclasses import dataclass, field
 from typing import Any
@@ -21,6 +22,7 @@ import pytest
 
 from gafka import Admin, Consumer, GafkaError, Producer, RecordMetadata
 from gafka_operator.kube import ApiException, ObjectRef
+from operator_k8s.harness import condition, create, gafka_cluster, gafka_topic
 
 from .platform import Platform, reachable_bootstrap, wait_for
 
@@ -36,48 +38,50 @@ pytestmark = pytest.mark.timeout(600)
 # ------------------------------------------------------------------------------------------------- helpers
 
 
-def gafka_cluster(replicas: int) -> dict[str, Any]:
-    return {
-        "apiVersion": "gafka.dev/v1alpha1",
-        "kind": "GafkaCluster",
-        "metadata": {"name": CLUSTER},
-        "spec": {
-            "replicas": replicas,
-            "storage": {"size": "1Gi"},
-            "resources": {"requests": {"cpu": "100m", "memory": "256Mi"}, "limits": {"memory": "1Gi"}},
-            "rack": {"topologyKey": "topology.kubernetes.io/zone"},
-            # Pod IPs: what a client outside cluster DNS (this test) can reach.
-            "listeners": {"addressType": "PodIP"},
-            "config": {"default_replication_factor": 3, "min_insync_replicas": 2},
-        },
-    }
-
-
-def gafka_topic() -> dict[str, Any]:
-    return {
-        "apiVersion": "gafka.dev/v1alpha1",
-        "kind": "GafkaTopic",
-        "metadata": {"name": TOPIC},
-        "spec": {"cluster": CLUSTER, "partitions": PARTITIONS, "replicationFactor": 3},
-    }
+CLUSTER_SPEC: dict[str, Any] = {
+    "storage": {"size": "1Gi"},
+    "resources": {"requests": {"cpu": "100m", "memory": "256Mi"}, "limits": {"memory": "1Gi"}},
+    "rack": {"topologyKey": "topology.kubernetes.io/zone"},
+    "listeners": {"addressType": "PodIP"},  # pod IPs: what a client outside cluster DNS (this test) can reach
+    "config": {"default_replication_factor": 3, "min_insync_replicas": 2},
+}
 
 
 def get(platform: Platform, kind: str, namespace: str, name: str) -> dict[str, Any] | None:
     return platform.api.get(ObjectRef(kind, namespace, name))
 
 
-def condition(obj: dict[str, Any] | None, kind: str) -> dict[str, Any]:
-    for item in ((obj or {}).get("status") or {}).get("conditions") or []:
-        if item.get("type") == kind:
-            return dict(item)
-    return {}
+def condition_status(obj: dict[str, Any] | None, kind: str) -> str | None:
+    return (condition(obj, kind) or {}).get("status")
+
+
+@contextlib.contextmanager
+def watching(check: Callable[[], Iterable[str]]) -> Iterator[list[str]]:
+    """Run ``check`` every 0.1 s in a thread while the block runs, collecting the violations it returns. A sample
+    that meets a transient error (the API, a broker moving) is skipped."""
+    violations: list[str] = []
+    done = threading.Event()
+
+    def loop() -> None:
+        while not done.is_set():
+            with contextlib.suppress(ApiException, GafkaError, OSError):
+                violations.extend(check())
+            done.wait(0.1)
+
+    thread = threading.Thread(target=loop, daemon=True)
+    thread.start()
+    try:
+        yield violations
+    finally:
+        done.set()
+        thread.join()
 
 
 def cluster_ready(platform: Platform, namespace: str, replicas: int) -> dict[str, Any] | None:
     obj = get(platform, "GafkaCluster", namespace, CLUSTER)
     status = (obj or {}).get("status") or {}
-    ready = condition(obj, "Ready").get("status") == "True"
-    settled = condition(obj, "Reconciling").get("status") == "False"
+    ready = condition_status(obj, "Ready") == "True"
+    settled = condition_status(obj, "Reconciling") == "False"
     return obj if ready and settled and status.get("readyReplicas") == replicas else None
 
 
@@ -206,8 +210,8 @@ def assert_nothing_acked_lost(platform: Platform, namespace: str, load: AckedLoa
 
 def test_cluster_and_topic_become_ready_and_carry_messages(platform: Platform, e2e_namespace: str) -> None:
     ns = e2e_namespace
-    platform.api.create({**gafka_cluster(3), "metadata": {"name": CLUSTER, "namespace": ns}})
-    platform.api.create({**gafka_topic(), "metadata": {"name": TOPIC, "namespace": ns}})
+    create(platform.api, ns, gafka_cluster(CLUSTER, 3, **CLUSTER_SPEC))
+    create(platform.api, ns, gafka_topic(TOPIC, CLUSTER, partitions=PARTITIONS, replicationFactor=3))
     obj = wait_for(platform, "GafkaCluster Ready", lambda: cluster_ready(platform, ns, 3), timeout=180)
     assert obj["status"]["bootstrap"] == f"http://{CLUSTER}.{ns}.svc:9092"
     assert sorted(b["id"] for b in obj["status"]["brokers"]) == [0, 1, 2]
@@ -221,11 +225,11 @@ def test_cluster_and_topic_become_ready_and_carry_messages(platform: Platform, e
         assert pods[name]["metadata"]["annotations"]["gafka.dev/rack"].startswith("zone-")
     assert len(zones) == 3, f"brokers not spread over the zones: {zones}"
 
-    topic = wait_for(
-        platform,
-        "GafkaTopic Ready",
-        lambda: (t := get(platform, "GafkaTopic", ns, TOPIC)) and condition(t, "Ready").get("status") == "True" and t,
-    )
+    def topic_ready() -> dict[str, Any] | None:
+        topic = get(platform, "GafkaTopic", ns, TOPIC)
+        return topic if condition_status(topic, "Ready") == "True" else None
+
+    topic = wait_for(platform, "GafkaTopic Ready", topic_ready)
     assert len(topic["status"]["partitions"]) == PARTITIONS
     assert all(sorted(p["isr"]) == [0, 1, 2] for p in topic["status"]["partitions"])
     parts = healthy(platform, ns, 3)
@@ -358,43 +362,26 @@ def test_scale_out_spreads_partitions_and_scale_in_drains_first(
         assert max(loads) - min(loads) <= 1, f"replicas per broker in {name}: {counts}, zones {zone}"
 
     # scale in: brokers 3 and 4 hold no replica any more by the time their pods are stopped
-    violations: list[str] = []
-    watching = threading.Event()
+    def stopped_while_holding() -> list[str]:
+        pods = {p["metadata"]["name"]: p for p in platform.api.list(ObjectRef("Pod", ns))}
+        stopping = [
+            b
+            for b in (3, 4)
+            if f"{CLUSTER}-{b}" not in pods or pods[f"{CLUSTER}-{b}"]["metadata"].get("deletionTimestamp")
+        ]
+        if not stopping:
+            return []
+        holders = _replicas_by_broker(partitions(platform, ns))
+        return [f"broker {b} stopped while holding {holders[b]} replicas" for b in stopping if holders[b]]
 
-    def watch() -> None:
-        while not watching.is_set():
-            try:
-                pods = {p["metadata"]["name"]: p for p in platform.api.list(ObjectRef("Pod", ns))}
-                stopping = {
-                    b
-                    for b in (3, 4)
-                    if f"{CLUSTER}-{b}" not in pods or pods[f"{CLUSTER}-{b}"]["metadata"].get("deletionTimestamp")
-                }
-                if stopping:
-                    holders = _replicas_by_broker(partitions(platform, ns))
-                    violations.extend(
-                        f"broker {b} stopped while holding {holders[b]} replicas" for b in stopping if holders[b]
-                    )
-            except (ApiException, GafkaError, OSError):
-                pass
-            time.sleep(0.1)
-
-    watcher = threading.Thread(target=watch, daemon=True)
-    watcher.start()
-    platform.kube.kubectl("scale", "gk", CLUSTER, "-n", ns, "--replicas=3")
-    wait_for(
-        platform,
-        "pods 3 and 4 gone",
-        lambda: (
-            not (
-                {f"{CLUSTER}-3", f"{CLUSTER}-4"}
-                & {p["metadata"]["name"] for p in platform.api.list(ObjectRef("Pod", ns))}
-            )
-        ),
-        timeout=180,
-    )
-    watching.set()
-    watcher.join()
+    with watching(stopped_while_holding) as violations:
+        platform.kube.kubectl("scale", "gk", CLUSTER, "-n", ns, "--replicas=3")
+        wait_for(
+            platform,
+            "pods 3 and 4 gone",
+            lambda: not any(get(platform, "Pod", ns, f"{CLUSTER}-{b}") for b in (3, 4)),
+            timeout=180,
+        )
     assert not violations, violations[:5]
     parts = healthy(platform, ns, 3)
     assert set(_replicas_by_broker(parts)) == {0, 1, 2}
@@ -409,45 +396,30 @@ def test_config_change_rolls_one_broker_at_a_time(platform: Platform, e2e_namesp
     ns = e2e_namespace
     healthy(platform, ns, 3)
     before = {p["metadata"]["name"]: p["metadata"]["uid"] for p in platform.api.list(ObjectRef("Pod", ns))}
-    overlaps: list[str] = []
-    watching = threading.Event()
 
-    def watch() -> None:
-        while not watching.is_set():
-            try:
-                pods = platform.api.list(ObjectRef("Pod", ns))
-            except (ApiException, OSError):
-                continue
-            replaced = [p for p in pods if before.get(p["metadata"]["name"]) != p["metadata"]["uid"]]
-            down = [
-                p["metadata"]["name"]
-                for p in pods
-                if p["metadata"].get("deletionTimestamp")
-                or not any(c["type"] == "Ready" and c["status"] == "True" for c in p["status"].get("conditions") or [])
-            ]
-            down += [
-                f"{CLUSTER}-{i} (missing)"
-                for i in range(3)
-                if f"{CLUSTER}-{i}" not in {p["metadata"]["name"] for p in pods}
-            ]
-            if len(down) > 1:
-                overlaps.append(f"{len(replaced)} replaced, down at once: {sorted(down)}")
-            time.sleep(0.1)
-
-    watcher = threading.Thread(target=watch, daemon=True)
-    watcher.start()
-    platform.api.merge_patch(
-        ObjectRef("GafkaCluster", ns, CLUSTER), {"spec": {"config": {"max_records_per_request": 20_000}}}
-    )
+    def more_than_one_down() -> list[str]:
+        pods = platform.api.list(ObjectRef("Pod", ns))
+        names = {p["metadata"]["name"] for p in pods}
+        down = [
+            p["metadata"]["name"]
+            for p in pods
+            if p["metadata"].get("deletionTimestamp")
+            or not any(c["type"] == "Ready" and c["status"] == "True" for c in p["status"].get("conditions") or [])
+        ]
+        down += [f"{CLUSTER}-{i} (missing)" for i in range(3) if f"{CLUSTER}-{i}" not in names]
+        replaced = sum(1 for p in pods if before.get(p["metadata"]["name"]) != p["metadata"]["uid"])
+        return [f"{replaced} replaced, down at once: {sorted(down)}"] if len(down) > 1 else []
 
     def rolled() -> bool:
         pods = {p["metadata"]["name"]: p["metadata"]["uid"] for p in platform.api.list(ObjectRef("Pod", ns))}
         return len(pods) == 3 and all(pods.get(name) not in (None, uid) for name, uid in before.items())
 
-    wait_for(platform, "every broker pod replaced", rolled, timeout=240)
-    healthy(platform, ns, 3)
-    watching.set()
-    watcher.join()
+    with watching(more_than_one_down) as overlaps:
+        platform.api.merge_patch(
+            ObjectRef("GafkaCluster", ns, CLUSTER), {"spec": {"config": {"max_records_per_request": 20_000}}}
+        )
+        wait_for(platform, "every broker pod replaced", rolled, timeout=240)
+        healthy(platform, ns, 3)
     assert not overlaps, overlaps[:5]
     config = get(platform, "ConfigMap", ns, f"{CLUSTER}-config")
     assert "max_records_per_request: 20000" in config["data"]["broker.yaml"]  # type: ignore[index]

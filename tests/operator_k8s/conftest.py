@@ -11,7 +11,6 @@ from __future__ import annotations
 import itertools
 import os
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 
@@ -19,7 +18,7 @@ from gafka_operator.kube import KubeApi, ObjectRef
 from k8s.conftest import pytest_collection_modifyitems, pytest_runtest_makereport
 from k8s.controlplane import Kube, kube
 
-from .harness import OperatorProcess, wait_for
+from .harness import OperatorProcess, install_crds, wait_for
 
 __all__ = [
     "crds",
@@ -31,7 +30,6 @@ __all__ = [
     "pytest_runtest_makereport",
 ]
 
-REPO = Path(__file__).resolve().parents[2]
 _ids = itertools.count()
 
 
@@ -43,9 +41,7 @@ def kube_api(kube: Kube) -> KubeApi:
 @pytest.fixture(scope="session")
 def crds(kube: Kube) -> None:
     """GafkaCluster, GafkaTopic and kopf's peering CRDs, established before any test uses them."""
-    kube.kubectl("apply", "--server-side", "-f", str(REPO / "crds"))
-    for name in ("gafkaclusters.gafka.dev", "gafkatopics.gafka.dev", "clusterkopfpeerings.kopf.dev"):
-        kube.kubectl("wait", "--for=condition=Established", "--timeout=60s", f"crd/{name}")
+    install_crds(kube)
 
 
 @pytest.fixture(scope="module")

@@ -7,7 +7,6 @@ goes to a file whose tail is attached to assertion messages.
 
 from __future__ import annotations
 
-import contextlib
 import http.server
 import itertools
 import os
@@ -26,7 +25,7 @@ from typing import Any, TypeVar
 import httpx
 
 from gafka_operator.kube import ApiException, KubeApi, ObjectRef
-from k8s.controlplane import Kube
+from k8s.controlplane import Kube, tail
 
 T = TypeVar("T")
 WAIT_S = 60.0
@@ -35,27 +34,48 @@ LONG_SESSION = {"broker_session_timeout_ms": 3_600_000}
 _ids = itertools.count()
 
 
+REPO = Path(__file__).resolve().parents[2]
+CRDS = ("gafkaclusters.gafka.dev", "gafkatopics.gafka.dev", "clusterkopfpeerings.kopf.dev")
+
+
+def install_crds(kube: Kube) -> None:
+    """GafkaCluster, GafkaTopic and kopf's peering CRDs from ``crds/``, applied and established."""
+    kube.kubectl("apply", "--server-side", "-f", str(REPO / "crds"))
+    for name in CRDS:
+        kube.kubectl("wait", "--for=condition=Established", "--timeout=60s", f"crd/{name}")
+
+
 def free_port() -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
 
 
+RETRIED: tuple[type[BaseException], ...] = (ApiException, httpx.HTTPError, KeyError, TypeError)
+"""What a probe may raise while the thing it waits for is not there yet."""
+
+
 def wait_for(
-    what: str, probe: Callable[[], T | None], timeout: float = WAIT_S, interval: float = 0.2, log: Any = None
+    what: str,
+    probe: Callable[[], T | None],
+    timeout: float = WAIT_S,
+    interval: float = 0.2,
+    log: Any = None,
+    retry_on: tuple[type[BaseException], ...] = RETRIED,
 ) -> T:
-    """Poll ``probe`` until it returns something truthy; fail with ``what`` (and the operator's log tail)."""
+    """Poll ``probe`` until it returns something truthy; fail with ``what`` (and ``log.tail()``, e.g. the
+    operator's log). Exceptions in ``retry_on`` count as "not yet"; anything else fails at once."""
     deadline = time.monotonic() + timeout
-    last: Exception | None = None
+    last: BaseException | None = None
     while True:
         try:
             value = probe()
             if value:
                 return value
-        except (ApiException, httpx.HTTPError, KeyError, TypeError) as error:
+        except retry_on as error:
             last = error
         if time.monotonic() > deadline:
-            extra = f"\n--- operator log tail:\n{log.tail()}" if log is not None else ""
+            extra = f"\n--- log tails:\n{log.tail()}" if log is not None else ""
             raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what} (last error: {last!r}){extra}")
         time.sleep(interval)
 
@@ -150,9 +170,7 @@ class OperatorProcess:
             return self.process.wait(timeout=timeout)
 
     def tail(self, lines: int = 60) -> str:
-        with contextlib.suppress(FileNotFoundError):
-            return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
-        return ""
+        return tail(self.log_path, lines)
 
 
 # ------------------------------------------------------------------------------------------------- objects

@@ -198,6 +198,7 @@ class PodRunner:
         self._vanished = threading.Event()
         self._stopping = threading.Event()
         self._volumes: list[_Volume] = []
+        self._refreshed_at = 0.0
         self._held: list[Path] = []
         self._containers: list[Container] = []
         self._conditions = _Conditions()
@@ -286,13 +287,10 @@ class PodRunner:
         for container in main:
             self._start_process(container)
         self._phase = "Running"
-        last_refresh = time.monotonic()
         while True:
             self._check()
             now = time.monotonic()
-            if now - last_refresh >= REFRESH_S:
-                self._refresh_volumes()
-                last_refresh = now
+            self._refresh_volumes()
             for container in main:
                 self._supervise(container, now)
             if self._phase in ("Succeeded", "Failed"):
@@ -337,9 +335,14 @@ class PodRunner:
         self._held = persistent
         for volume in self._volumes:
             volume.host.mkdir(parents=True, exist_ok=True)
-        self._refresh_volumes()
+        self._refresh_volumes(force=True)
 
-    def _refresh_volumes(self) -> None:
+    def _refresh_volumes(self, *, force: bool = False) -> None:
+        """Rewrite configMap, secret and downwardAPI volumes from the API, at most every :data:`REFRESH_S`."""
+        now = time.monotonic()
+        if not force and now - self._refreshed_at < REFRESH_S:
+            return
+        self._refreshed_at = now
         pod = self._with_addresses(self.pod)
         for volume in self._volumes:
             source = volume.source
