@@ -318,8 +318,15 @@ def test_lost_broker_pods_are_fenced_at_once(
     # not ready past the grace period (5 s here)
     mark_ready(kube_api, namespace, "fence-2", ready=False)
     wait_for("broker 2 fenced", lambda: _brokers(operator, namespace, "fence")[2]["fenced"], timeout=30, log=operator)
-    brokers = _cluster(kube_api, namespace, "fence")["status"]["brokers"]
-    assert {b["id"]: b.get("fenced") for b in brokers}[2] is True
+    # the pass that fenced it writes the status at its end: a moment after the controller shows it
+    wait_for(
+        "status.brokers shows broker 2 fenced",
+        lambda: (
+            {b["id"]: b.get("fenced") for b in _cluster(kube_api, namespace, "fence")["status"]["brokers"]}[2] is True
+        ),
+        timeout=15,
+        log=operator,
+    )
 
     # the broker comes back by itself: a new incarnation registers and is live again
     register_brokers(operator, namespace, "fence", [2], tag="b")
