@@ -18,6 +18,9 @@ HPA semantics: a scale-up happens at once; a scale-down only to the highest size
 ``stabilizationWindowSeconds`` (the recommendations live in the operator's memory, so after an operator
 restart a scale-down waits a full window again: the safe direction). Only a steady cluster is measured
 (every broker ready, nothing scaling or rolling), as an HPA ignores pods that are not ready.
+
+One writer of ``spec.replicas`` at a time: when a HorizontalPodAutoscaler (KEDA makes one too) targets the
+cluster, the built-in autoscaler stands down (:func:`competing_autoscalers`) rather than undo its decisions.
 """
 
 from __future__ import annotations
@@ -39,6 +42,7 @@ __all__ = [
     "THROUGHPUT_COUNTERS",
     "Recommendation",
     "Sample",
+    "competing_autoscalers",
     "cpu_request",
     "cpu_utilization",
     "explain",
@@ -253,3 +257,15 @@ def explain(
             f"target {spec.target_cpu_utilization}%"
         )
     return "; ".join(parts) + f": {recommended} brokers"
+
+
+def competing_autoscalers(hpas: Iterable[Mapping[str, Any]], group: str, cluster: str) -> list[str]:
+    """Names of the HorizontalPodAutoscalers whose ``scaleTargetRef`` is the GafkaCluster ``cluster`` (of API
+    group ``group``): each writes ``spec.replicas`` through ``/scale``, as the built-in autoscaler does."""
+    names = []
+    for hpa in hpas:
+        target = (hpa.get("spec") or {}).get("scaleTargetRef") or {}
+        target_group = str(target.get("apiVersion") or "").split("/")[0]
+        if target.get("kind") == "GafkaCluster" and target.get("name") == cluster and target_group == group:
+            names.append(str((hpa.get("metadata") or {}).get("name")))
+    return sorted(names)

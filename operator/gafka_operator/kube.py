@@ -49,6 +49,7 @@ KINDS: Mapping[str, tuple[str, str]] = {
     "StorageClass": ("storage.k8s.io/v1", "storageclasses"),
     "StatefulSet": ("apps/v1", "statefulsets"),
     "PodDisruptionBudget": ("policy/v1", "poddisruptionbudgets"),
+    "HorizontalPodAutoscaler": ("autoscaling/v2", "horizontalpodautoscalers"),
     "Lease": ("coordination.k8s.io/v1", "leases"),
     "ClusterKopfPeering": ("kopf.dev/v1", "clusterkopfpeerings"),
     "KopfPeering": ("kopf.dev/v1", "kopfpeerings"),

@@ -38,7 +38,7 @@ import httpx
 from gafka_broker.controller.controller import ControllerSettings
 from gafka_broker.controller.decisions import ControllerError
 from gafka_broker.controller.metadata import BrokerInfo, ClusterMetadata
-from gafka_operator import autoscaling, manifests, volumes
+from gafka_operator import API_GROUP, autoscaling, manifests, volumes
 from gafka_operator.controllers import ClusterKey, ControllerHost, HostedController, OperatorMetrics
 from gafka_operator.kube import ApiException, KubeApi, ObjectRef
 from gafka_operator.kube_store import ForeignMetadataError
@@ -144,6 +144,8 @@ class ClusterReconciler:
         self._recommendations: list[autoscaling.Recommendation] = []
         self._cpu_unmeasured = False
         """The brokers' last measurement had no CPU counter for targetCPUUtilization (reported until the next)."""
+        self._competitors: tuple[float, list[str]] | None = None
+        """(when, names) of the HorizontalPodAutoscalers last seen targeting the cluster (spec.autoscaling)."""
         self._written: tuple[str, dict[str, Any]] | None = None
         """(uid, status) this reconciler last wrote (kopf's body catches up with it a moment later)."""
         self._fenced: set[tuple[str, str]] = set()
@@ -582,7 +584,19 @@ class ClusterReconciler:
         result: PassResult,
     ) -> None:
         """spec.autoscaling: sample the brokers' counters, and set spec.replicas (the /scale subresource) when the
-        stabilized recommendation differs (see :mod:`gafka_operator.autoscaling`)."""
+        stabilized recommendation differs (see :mod:`gafka_operator.autoscaling`). Stands down while a
+        HorizontalPodAutoscaler targets the cluster: one writer of spec.replicas, never two undoing each other."""
+        competitors = await self._competing_autoscalers(body, spec)
+        if competitors:
+            self._samples, self._recommendations, self._cpu_unmeasured = {}, [], False
+            result.warnings.append(
+                (
+                    "AutoscalerConflict",
+                    f"HorizontalPodAutoscaler {', '.join(competitors)} scales this cluster: spec.autoscaling is "
+                    "ignored while it does (delete one of the two)",
+                )
+            )
+            return
         await self._autoscale_step(body, spec, steady, hosted, result)
         if self._cpu_unmeasured:  # between two measurements too, or the Warning condition would flap
             result.warnings.append(
@@ -592,6 +606,25 @@ class ClusterReconciler:
                     "Linux only): targetCPUUtilization cannot be measured, so the cluster is not autoscaled",
                 )
             )
+
+    async def _competing_autoscalers(self, body: Mapping[str, Any], spec: ClusterSpec) -> list[str]:
+        """The HPAs targeting the cluster, listed at most every ``autoscale_every_s`` and only while
+        spec.autoscaling is enabled (the Warning condition they cause posts its own Event)."""
+        if not spec.autoscaling.enabled:
+            self._competitors = None
+            return []
+        clock = time.monotonic()
+        if self._competitors is not None and clock - self._competitors[0] < self.settings.autoscale_every_s:
+            return self._competitors[1]
+        meta = body["metadata"]
+        try:
+            hpas = await asyncio.to_thread(self.api.list, ObjectRef("HorizontalPodAutoscaler", meta["namespace"]))
+        except ApiException as error:  # e.g. RBAC without HPAs: the built-in autoscaler goes on as before
+            logger.warning("event=hpa_list_failed namespace=%s cluster=%s status=%s", *self.key, error.status)
+            hpas = []
+        names = autoscaling.competing_autoscalers(hpas, API_GROUP, str(meta["name"]))
+        self._competitors = (clock, names)
+        return names
 
     async def _autoscale_step(
         self,

@@ -16,6 +16,7 @@ from gafka_operator.autoscaling import (
     CPU_TOLERANCE,
     Recommendation,
     Sample,
+    competing_autoscalers,
     cpu_request,
     cpu_utilization,
     explain,
@@ -291,3 +292,21 @@ def test_both_targets_are_the_max_of_each(bytes_per_second: float, utilization: 
     assert recommend(both, bytes_per_second, cpu=cpu, replicas=replicas) == max(
         recommend(only_bytes, bytes_per_second), recommend(only_cpu, None, cpu=cpu, replicas=replicas)
     )
+
+
+def _hpa(name: str, api_version: str, kind: str, target: str) -> dict[str, Any]:
+    ref = {"apiVersion": api_version, "kind": kind, "name": target}
+    return {"metadata": {"name": name}, "spec": {"scaleTargetRef": ref}}
+
+
+def test_competing_autoscalers_are_the_hpas_targeting_this_cluster() -> None:
+    hpas = [
+        _hpa("b-mine", "gafka.dev/v1alpha1", "GafkaCluster", "demo"),
+        _hpa("a-mine-too", "gafka.dev/v1", "GafkaCluster", "demo"),  # any version of the group
+        _hpa("other-cluster", "gafka.dev/v1alpha1", "GafkaCluster", "other"),
+        _hpa("a-deployment", "apps/v1", "Deployment", "demo"),
+        _hpa("other-group", "example.com/v1", "GafkaCluster", "demo"),
+        {"metadata": {"name": "no-spec"}},
+    ]
+    assert competing_autoscalers(hpas, "gafka.dev", "demo") == ["a-mine-too", "b-mine"]
+    assert competing_autoscalers([], "gafka.dev", "demo") == []

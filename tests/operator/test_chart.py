@@ -220,6 +220,7 @@ def test_rbac_is_least_privilege(helm: str) -> None:
         ("policy", "poddisruptionbudgets"): MANAGED,
         ("", "pods"): {"get", "list", "watch", "delete", "patch"},
         ("", "persistentvolumeclaims"): {"get", "list", "watch", "patch", "delete"},
+        ("autoscaling", "horizontalpodautoscalers"): {"get", "list"},
         ("", "events"): {"create", "patch"},
         ("events.k8s.io", "events"): {"create", "patch"},
     }

@@ -700,3 +700,68 @@ def test_autoscaling_on_cpu_without_a_cpu_request_or_counter_is_reported(
         lambda: condition(_get(kube_api, "GafkaCluster", namespace, "nocpu"), "Warning") is None,
         log=operator,
     )
+
+
+def test_built_in_autoscaler_stands_down_for_a_horizontal_pod_autoscaler(
+    kube: Kube, kube_api: KubeApi, operator: OperatorProcess, namespace: str
+) -> None:
+    fake = FakeBrokerMetrics(rate=5000)  # 5x the target: the built-in autoscaler wants its maximum, 3
+    try:
+        autoscaling = {
+            "enabled": True,
+            "minReplicas": 1,
+            "maxReplicas": 3,
+            "targetThroughputBytesPerBroker": 1000,
+            "stabilizationWindowSeconds": 0,
+        }
+        create(kube_api, namespace, gafka_cluster("rival", 1, config=LONG_SESSION, autoscaling=autoscaling))
+        hpa = {
+            "apiVersion": "autoscaling/v2",
+            "kind": "HorizontalPodAutoscaler",
+            "metadata": {"name": "rival-hpa", "namespace": namespace},
+            "spec": {
+                "scaleTargetRef": {"apiVersion": "gafka.dev/v1alpha1", "kind": "GafkaCluster", "name": "rival"},
+                "minReplicas": 1,
+                "maxReplicas": 1,
+                "metrics": [
+                    {
+                        "type": "Resource",
+                        "resource": {"name": "cpu", "target": {"type": "Utilization", "averageUtilization": 70}},
+                    }
+                ],
+            },
+        }
+        create(kube_api, namespace, hpa)
+        wait_for(
+            "the metadata ConfigMap", lambda: _get(kube_api, "ConfigMap", namespace, "rival-metadata"), log=operator
+        )
+        register_brokers(operator, namespace, "rival", [0], urls={0: fake.url})
+        wait_for("the pod", lambda: pod_names(kube_api, namespace, "rival"), log=operator)
+        mark_ready(kube_api, namespace, "rival-0")
+
+        def warning() -> dict[str, Any] | None:
+            found = condition(_cluster(kube_api, namespace, "rival"), "Warning")
+            return dict(found) if found and found["reason"] == "AutoscalerConflict" else None
+
+        found = wait_for("Warning AutoscalerConflict", warning, log=operator)
+        assert found["status"] == "True" and "rival-hpa" in found["message"], found
+        # the operator samples every second here: left alone, it would have scaled within a few
+        deadline = time.monotonic() + 4
+        while time.monotonic() < deadline:
+            assert _cluster(kube_api, namespace, "rival")["spec"]["replicas"] == 1, "both autoscalers wrote replicas"
+            time.sleep(0.5)
+        events = kube.kubectl(
+            "get", "events", "-n", namespace, "--field-selector", "reason=AutoscalerConflict", "-o", "json"
+        )
+        assert [e["type"] for e in json.loads(events)["items"]] == ["Warning"], events
+
+        # the HPA goes: the built-in autoscaler takes over again, and the condition clears
+        kube_api.delete(ObjectRef("HorizontalPodAutoscaler", namespace, "rival-hpa"))
+        wait_for(
+            "spec.replicas raised to 3 by the built-in autoscaler",
+            lambda: _cluster(kube_api, namespace, "rival")["spec"]["replicas"] == 3,
+            log=operator,
+        )
+        wait_for("the AutoscalerConflict condition gone", lambda: warning() is None, log=operator)
+    finally:
+        fake.close()
