@@ -19,6 +19,8 @@ from pathlib import Path
 from typing import TypeVar
 from urllib.parse import urlsplit
 
+import yaml
+
 from gafka import GafkaError
 from gafka_operator.kube import KubeApi, ObjectRef
 from k8s.controlplane import Kube, tail
@@ -105,7 +107,10 @@ class Platform:
 
     @classmethod
     def start_local(cls, kube: Kube, root: Path) -> Platform:
-        """The CRDs, the node agent and the operator (watching ``e2e-*`` namespaces) on a local control plane."""
+        """The CRDs, the node agent and the operator (watching ``e2e-*`` namespaces) on a local control plane.
+
+        The operator runs as the chart's ServiceAccount with the chart's RBAC (:func:`chart_operator_kubeconfig`),
+        as on a cluster where ``helm install`` put it: a permission the chart lacks fails these tests."""
         harness.install_crds(kube)
         agent = AgentProcess(kube, root).start()
         operator = OperatorProcess(
@@ -113,7 +118,10 @@ class Platform:
             root,
             lease_namespace=None,
             args=("--namespace=e2e-*", "--standalone"),
-            env={"GAFKA_OPERATOR_NOT_READY_GRACE_SECONDS": "10"},
+            env={
+                "GAFKA_OPERATOR_NOT_READY_GRACE_SECONDS": "10",
+                "KUBECONFIG": str(chart_operator_kubeconfig(kube, root / "operator.kubeconfig")),
+            },
         )
         platform = cls(kube, KubeApi(kube.api_client), operator=operator, agent=agent)
         try:
@@ -135,6 +143,65 @@ class Platform:
             self.agent.check()
         if self.operator is not None and self.operator.process is not None and self.operator.process.poll() is not None:
             raise AssertionError(f"the operator exited:\n{self.operator.tail()}")
+
+
+CHART = TESTS.parent / "charts" / "gafka"
+OPERATOR_NAMESPACE = "gafka-system"
+CHART_RBAC = ("templates/serviceaccount.yaml", "templates/rbac.yaml")
+
+
+def chart_operator_kubeconfig(kube: Kube, path: Path) -> Path:
+    """A kubeconfig for the chart's operator ServiceAccount: ``helm template`` renders the chart's ServiceAccount
+    and RBAC (default values: cluster-wide, rack awareness on), kubectl applies them, and a TokenRequest gives
+    the account a token, as the kubelet would mount it into the operator's pod."""
+    if kube.helm_path is None or kube.control_plane is None or kube.control_plane.certs is None:
+        raise AssertionError("the chart's RBAC needs helm and the local control plane")
+    only = [arg for template in CHART_RBAC for arg in ("--show-only", template)]
+    rendered = subprocess.run(
+        [kube.helm_path, "template", "gafka", str(CHART), "--namespace", OPERATOR_NAMESPACE, *only],
+        capture_output=True,
+        text=True,
+        check=False,
+        env=kube.env,
+    )
+    if rendered.returncode != 0:
+        raise AssertionError(f"helm template failed:\n{rendered.stderr}")
+    namespace = kube.kubectl("create", "namespace", OPERATOR_NAMESPACE, "--dry-run=client", "-o", "yaml")
+    kube.kubectl("apply", "-f", "-", input=namespace)
+    kube.kubectl("apply", "-f", "-", input=rendered.stdout)
+    account = next(
+        doc["metadata"]["name"]
+        for doc in yaml.safe_load_all(rendered.stdout)
+        if doc and doc["kind"] == "ServiceAccount"
+    )
+    # The one grant beyond the chart's cluster-wide RBAC: kopf lists namespaces to follow the `e2e-*` pattern
+    # (the chart grants it with watchNamespaces, whose RoleBindings cannot name a pattern).
+    pattern = "gafka-e2e-namespace-pattern"
+    grants = {
+        "clusterrole": ["--verb=get,list,watch", "--resource=namespaces"],
+        "clusterrolebinding": [f"--clusterrole={pattern}", f"--serviceaccount={OPERATOR_NAMESPACE}:{account}"],
+    }
+    for kind, grant in grants.items():
+        kube.kubectl(
+            "apply", "-f", "-", input=kube.kubectl("create", kind, pattern, *grant, "--dry-run=client", "-o", "yaml")
+        )
+    token = kube.kubectl("create", "token", account, "-n", OPERATOR_NAMESPACE, "--duration=24h").strip()
+    config = {
+        "apiVersion": "v1",
+        "kind": "Config",
+        "clusters": [
+            {
+                "name": "e2e",
+                "cluster": {"server": kube.server, "certificate-authority": str(kube.control_plane.certs.ca)},
+            }
+        ],
+        "users": [{"name": account, "user": {"token": token}}],
+        "contexts": [{"name": "e2e", "context": {"cluster": "e2e", "user": account, "namespace": OPERATOR_NAMESPACE}}],
+        "current-context": "e2e",
+    }
+    path.write_text(yaml.safe_dump(config, sort_keys=False))
+    path.chmod(0o600)
+    return path
 
 
 RETRIED = (*harness.RETRIED, GafkaError, OSError, IndexError)
