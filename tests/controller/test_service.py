@@ -98,3 +98,23 @@ def test_register_create_watch_and_fence(controller_url: str) -> None:
         await client.close()
 
     asyncio.run(scenario())
+
+
+def test_stopping_the_service_releases_parked_metadata_polls(tmp_path: Path) -> None:
+    """A parked long poll returns "nothing newer" the moment the controller stops, instead of holding the HTTP
+    server's graceful shutdown until it cancels the request (the operator unloads controllers this way)."""
+
+    async def scenario() -> None:
+        controller = Controller(FileMetadataStore(tmp_path / "cluster.json"), ControllerSettings(), "test-cluster")
+        service = ControllerService(controller, tick_ms=50)
+        await service.start()
+        assert service.watch.latest is not None
+        parked = asyncio.create_task(service.watch.wait_newer(service.watch.latest.version, 30))
+        await asyncio.sleep(0.1)
+        assert not parked.done()
+        await service.stop()
+        assert await asyncio.wait_for(parked, 1) is None
+        # and a poll arriving after the stop does not park at all
+        assert await asyncio.wait_for(service.watch.wait_newer(service.watch.latest.version, 30), 1) is None
+
+    asyncio.run(scenario())

@@ -64,6 +64,7 @@ class MetadataWatch:
         self._event = asyncio.Event()
         self.latest: ClusterMetadata | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
+        self.closed = False
 
     def bind(self, loop: asyncio.AbstractEventLoop) -> None:
         self._loop = loop
@@ -77,9 +78,17 @@ class MetadataWatch:
         self._event.set()
         self._event = asyncio.Event()
 
+    def close(self) -> None:
+        """The controller stops (shutdown, or the operator unloads it): parked polls return now, "nothing newer",
+        rather than hold the HTTP server's graceful shutdown until it cancels them."""
+        self.closed = True
+        self._wake()
+
     async def wait_newer(self, version: int, timeout_s: float) -> ClusterMetadata | None:
         deadline = time.monotonic() + timeout_s
         while self.latest is None or self.latest.version <= version:
+            if self.closed:
+                return None
             remaining = deadline - time.monotonic()
             if remaining <= 0:
                 return None
@@ -149,6 +158,7 @@ class ControllerService:
         self._ticker = asyncio.create_task(self._tick_forever(), name="controller-tick")
 
     async def stop(self) -> None:
+        self.watch.close()
         if self._ticker is not None:
             self._ticker.cancel()
             with contextlib.suppress(asyncio.CancelledError):
