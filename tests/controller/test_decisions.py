@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, rule
 
@@ -89,6 +89,7 @@ def test_rebalance_keeps_replicas_on_distinct_racks() -> None:
     before=st.integers(3, 6),
     after=st.integers(3, 7),
 )
+@example(topics=[(3, 3), (1, 2), (7, 1)], before=4, after=7)  # a broker moved out and back into another slot
 def test_rebalance_balances_every_topic_and_the_cluster(topics: list[tuple[int, int]], before: int, after: int) -> None:
     current = {}
     for n, (partitions, rf) in enumerate(topics):

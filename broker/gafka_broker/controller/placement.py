@@ -155,4 +155,14 @@ def rebalance_targets(
             move(*found)
     while (found := best_move(None)) is not None:  # 3. the cluster
         move(*found)
-    return {key: tuple(members) for key, members in replicas.items()}
+    return {key: _in_place(current[key], members) for key, members in replicas.items()}
+
+
+def _in_place(before: Sequence[int], after: Sequence[int]) -> tuple[int, ...]:
+    """``after``'s brokers with each one that stays back at its old index: moves may carry a broker out of one
+    slot and another move bring it back into a different one, which would change the preferred leader for
+    nothing."""
+    kept = {broker: index for index, broker in enumerate(before) if broker in after}
+    fresh = iter(broker for broker in after if broker not in kept)
+    slots = {index: broker for broker, index in kept.items()}
+    return tuple(slots[index] if index in slots else next(fresh) for index in range(len(after)))
