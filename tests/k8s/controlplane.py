@@ -13,7 +13,9 @@ unbound until something (a test, or the node agent of the end-to-end tests) bind
   a separate RSA key signs ServiceAccount tokens.
 - etcd: ``--unsafe-no-fsync``, free loopback ports, a temp data dir.
 - kube-apiserver: ``--authorization-mode=RBAC``, ``--client-ca-file``, free secure port on 127.0.0.1,
-  ``--endpoint-reconciler-type=none`` (127.0.0.1 cannot be the ``kubernetes`` Service's endpoint).
+  ``--endpoint-reconciler-type=none`` (127.0.0.1 cannot be the ``kubernetes`` Service's endpoint),
+  ``--enable-aggregator-routing`` (an APIService's Service is reached at its endpoint: there is no kube-proxy).
+- kube-controller-manager: :data:`DEFAULT_CONTROLLERS`, the HPA controller with test timings (:data:`HPA_ARGS`).
 - each component writes ``<dir>/logs/<name>.log``; when a start fails the error carries its last lines.
 
 :func:`existing_cluster_kubeconfig` implements ``GAFKA_KUBECONFIG`` / ``USE_EXISTING_CLUSTER=true``: the same
@@ -46,6 +48,7 @@ from kubernetes import config as k8s_config
 
 __all__ = [
     "DEFAULT_CONTROLLERS",
+    "HPA_ARGS",
     "K8S_TOOLS",
     "KUBE_KEY",
     "ControlPlane",
@@ -87,11 +90,21 @@ DEFAULT_CONTROLLERS: tuple[str, ...] = (
     "persistentvolume-protection-controller",
     "persistentvolumeclaim-protection-controller",
     "job-controller",
+    "horizontal-pod-autoscaler-controller",
 )
-"""What the operator tests need: workloads, garbage collection of owner references, namespace lifecycle,
-ServiceAccounts, Service endpoints, PodDisruptionBudget status and PVC binding. No node lifecycle, no
-scheduler (none exists here). Override with ``GAFKA_KUBE_CONTROLLERS`` (comma-separated, kube-controller-manager
-``--controllers`` syntax, e.g. ``*`` for all)."""
+"""What the operator and end-to-end tests need: workloads, garbage collection of owner references, namespace
+lifecycle, ServiceAccounts, Service endpoints, PodDisruptionBudget status, PVC binding and HorizontalPodAutoscalers
+(on the ``/scale`` subresource, with the node agent's ``metrics.k8s.io``). No node lifecycle, no scheduler (none
+exists here). Override with ``GAFKA_KUBE_CONTROLLERS`` (comma-separated, kube-controller-manager ``--controllers``
+syntax, e.g. ``*`` for all)."""
+
+HPA_ARGS: tuple[str, ...] = (
+    "--horizontal-pod-autoscaler-sync-period=2s",
+    "--horizontal-pod-autoscaler-cpu-initialization-period=20s",
+    "--horizontal-pod-autoscaler-initial-readiness-delay=10s",
+)
+"""The HPA controller's timings, shortened for tests (defaults: 15 s, 5 min, 30 s). Downscale stabilization
+stays at its default: a test's HorizontalPodAutoscaler sets its own ``behavior``."""
 
 
 class ControlPlaneError(RuntimeError):
@@ -512,6 +525,8 @@ class ControlPlane:
                 f"--service-account-key-file={certs.sa_pub}",
                 f"--service-account-signing-key-file={certs.sa_key}",
                 "--endpoint-reconciler-type=none",
+                # Aggregated APIs (the node agent's metrics.k8s.io) are reached at their endpoint's IP: no kube-proxy.
+                "--enable-aggregator-routing=true",
                 "--profiling=false",
                 "--v=1",
                 *self.extra_apiserver_args,
@@ -546,6 +561,7 @@ class ControlPlane:
                 f"--service-cluster-ip-range={SERVICE_CIDR}",
                 "--leader-elect=false",
                 "--concurrent-gc-syncs=5",
+                *HPA_ARGS,
                 "--profiling=false",
                 "--v=1",
                 *self.extra_controller_manager_args,

@@ -15,6 +15,9 @@ node side of Kubernetes with local processes:
   container statuses);
 - on a graceful delete sends SIGTERM, waits the grace period, SIGKILLs, then removes the pod; a pod that
   vanishes (force delete) has its processes killed at once.
+- serves the resource metrics API ``metrics.k8s.io/v1beta1`` of its pods (CPU and memory of each container's
+  process tree, from ``/proc``) and registers it as an APIService, as metrics-server would: what a
+  HorizontalPodAutoscaler reads (:mod:`.metrics_api`).
 
 It handles only pods in namespaces matching ``--namespace-selector``, so it never touches the pods of tests that
 play kubelet by hand. Deviations from a kubelet, for test speed: probes run at most every second, container

@@ -15,6 +15,7 @@ from typing import Any
 from gafka_operator.kube import ApiException, KubeApi, ObjectRef
 
 from . import network
+from .metrics_api import PodProcesses, ResourceMetricsApi
 from .pods import NodeInfo, PodRunner, VolumeLocks, now_iso
 from .scheduling import choose_node, matches_selector
 
@@ -29,7 +30,11 @@ HEARTBEAT_S = 15.0
 DEFAULT_SCHEDULER = "default-scheduler"
 POD_NETWORK = "10.244"
 """Pod IPs are ``10.244.<node>.<n>``, each added to ``lo`` while its pod runs (:mod:`.network`): Kubernetes
-refuses loopback addresses (127/8) in EndpointSlices, so Services would have no endpoints."""
+refuses loopback addresses (127/8) in EndpointSlices, so Services would have no endpoints. (``10.245`` and up when
+other agents run on the host: :func:`.network.claim_network`.)"""
+METRICS_SUBNET = 250
+"""The resource metrics API (:mod:`.metrics_api`) listens on ``<pod network>.250.1``: outside every node's range."""
+METRICS_PORT = 4443
 
 
 def node_labels(name: str, zone: str) -> dict[str, str]:
@@ -73,7 +78,17 @@ class _Addresses:
 
 
 class NodeAgent:
-    def __init__(self, api: KubeApi, root: Path, zones: Sequence[str], namespace_selector: str) -> None:
+    def __init__(
+        self,
+        api: KubeApi,
+        root: Path,
+        zones: Sequence[str],
+        namespace_selector: str,
+        *,
+        pod_network: str = POD_NETWORK,
+        metrics: bool = True,
+        metrics_port: int = METRICS_PORT,
+    ) -> None:
         self.api = api
         self.root = root
         self.namespace_selector = _selector(namespace_selector)
@@ -81,8 +96,8 @@ class NodeAgent:
         self._addresses: dict[str, _Addresses] = {}
         for index, zone in enumerate(zones, start=1):
             name = f"e2e-node-{zone}"
-            self.nodes[name] = NodeInfo(name, f"{POD_NETWORK}.{index}.1", node_labels(name, zone))
-            self._addresses[name] = _Addresses(f"{POD_NETWORK}.{index}")
+            self.nodes[name] = NodeInfo(name, f"{pod_network}.{index}.1", node_labels(name, zone))
+            self._addresses[name] = _Addresses(f"{pod_network}.{index}")
         self.locks = VolumeLocks()
         self.runners: dict[str, PodRunner] = {}
         self._guard = threading.Lock()
@@ -93,6 +108,13 @@ class NodeAgent:
             "PYTHONUNBUFFERED": "1",
             "PYTHONDONTWRITEBYTECODE": "1",
         }
+        self.pod_network = pod_network
+        self.metrics: ResourceMetricsApi | None = None
+        if metrics:
+            metrics_ip = f"{pod_network}.{METRICS_SUBNET}.1"
+            self.metrics = ResourceMetricsApi(
+                api, self.pod_processes, list(self.nodes), root / "metrics-api", metrics_ip, metrics_port
+            )
 
     # -- nodes ---------------------------------------------------------------------------------------------
     def register_nodes(self) -> None:
@@ -146,8 +168,14 @@ class NodeAgent:
 
     # -- the loop ------------------------------------------------------------------------------------------
     def run(self, stop: threading.Event) -> None:
-        network.remove_stale(POD_NETWORK)
+        network.remove_stale(self.pod_network)
         self.register_nodes()
+        if self.metrics is not None:
+            try:
+                self.metrics.start()
+            except (OSError, RuntimeError) as error:  # pods still run; only HPAs go without metrics
+                log.error("event=metrics_api_failed error=%r", error)
+                self.metrics = None
         while not stop.is_set():
             try:
                 self.tick()
@@ -177,6 +205,8 @@ class NodeAgent:
         self._provision(namespaces)
         self._schedule(pods)
         self._run_pods(pods)
+        if self.metrics is not None and not self.metrics.registered:
+            self.metrics.register()  # here, not once at start: a failed attempt is retried on the next tick
         if time.monotonic() - self._last_heartbeat > HEARTBEAT_S:
             self._heartbeat()
 
@@ -305,6 +335,12 @@ class NodeAgent:
         runner.start()
         log.info("event=pod_admitted pod=%s/%s node=%s ip=%s", runner.namespace, runner.name, node.name, ip)
 
+    def pod_processes(self) -> list[PodProcesses]:
+        """The running containers of every pod this agent runs (for the resource metrics' sampler thread)."""
+        with self._guard:
+            runners = list(self.runners.values())
+        return [runner.processes() for runner in runners]
+
     def _confirm_deleted(self, meta: Mapping[str, Any]) -> None:
         try:
             self.api.request(
@@ -324,4 +360,6 @@ class NodeAgent:
             runner.stop()
         for runner in runners:
             runner.join(timeout=30)
+        if self.metrics is not None:
+            self.metrics.stop()
         log.info("event=agent_stopped pods=%d", len(runners))

@@ -25,6 +25,7 @@ from typing import IO, Any
 from gafka_operator.kube import ApiException, KubeApi, ObjectRef
 from gafka_operator.podenv import container_command, container_environment
 
+from .metrics_api import PodProcesses
 from .probes import ProbeState, run_probe
 from .volumes import Mount, configmap_files, downward_files, path_rewriter, secret_files, write_files
 
@@ -229,6 +230,15 @@ class PodRunner:
     @property
     def alive(self) -> bool:
         return self._thread.is_alive()
+
+    def processes(self) -> PodProcesses:
+        """The pod's running containers and their process ids (what the resource metrics sample)."""
+        meta = self.pod["metadata"]
+        containers = {
+            c.name: c.process.pid for c in list(self._containers) if not c.init and c.process is not None and c.running
+        }
+        labels = dict(meta.get("labels") or {})
+        return PodProcesses(self.namespace, self.name, self.uid, self.node.name, labels, containers)
 
     @property
     def pod(self) -> dict[str, Any]:
