@@ -102,6 +102,11 @@ async def startup(settings: kopf.OperatorSettings, memo: Any, **_: Any) -> None:
     settings.posting.loggers = False  # only the explicit Events of every action, not log lines
     settings.watching.server_timeout = 300
     settings.watching.client_timeout = 330
+    settings.watching.connect_timeout = 10
+    # a request that hangs (a dropped connection the kernel never reports) is retried after 30 s, not kopf's
+    # default 5 minutes: at start-up one stuck discovery request would otherwise hold every handler back
+    settings.networking.request_timeout = 30
+    settings.networking.connect_timeout = 10
     try:
         config = OperatorConfig.from_env(os.environ)
     except ValueError as exc:  # a deployment mistake: retrying does not help, exit with the reason
