@@ -253,25 +253,26 @@ def test_paused_leader_cannot_acknowledge_after_it_resumes(cluster_factory: Any)
     }
     del new  # leadership may already have gone back to the preferred replica: follow the current leader
     assert produce_to_leader(cluster, "orders", ["after"]).status_code == 200
-    # A leader elected a moment ago (the preferred replica back) learns the high watermark from its followers'
-    # next fetch, as in Kafka: until then it shows a prefix of the log, never anything else.
-    seen: list[str] = []
-    deadline = time.monotonic() + 15
-    while seen != ["before", "after"] and time.monotonic() < deadline:
-        with cluster.client(cluster.leader("orders", 0)) as http:
-            seen = read_values(http, "orders")
-        assert seen == ["before", "after"][: len(seen)], seen
-        time.sleep(0.1)
-    assert seen == ["before", "after"]
+    assert _committed_at_the_leader(cluster, ["before", "after"]) == ["before", "after"]
     # a JSON produce sent to the deposed broker now reaches the real leader, or is refused: never lost
     with cluster.client(old, timeout=20) as http:
         forwarded = produce_json(http, "orders", ["via-old"])
-    with cluster.client(cluster.leader("orders", 0)) as http:
-        values = read_values(http, "orders")
-    if forwarded.status_code == 200:
-        assert values == ["before", "after", "via-old"]
-    else:
-        assert values == ["before", "after"]
+    expected = ["before", "after", "via-old"] if forwarded.status_code == 200 else ["before", "after"]
+    assert _committed_at_the_leader(cluster, expected) == expected
+
+
+def _committed_at_the_leader(cluster: Cluster, expected: list[str], timeout: float = 15.0) -> list[str]:
+    """What the current leader of orders/0 shows, once it shows ``expected``. A leader elected a moment ago (the
+    preferred replica back) learns the high watermark from its followers' next fetch, as in Kafka: until then it
+    shows a prefix of the log, never anything else."""
+    seen: list[str] = []
+    deadline = time.monotonic() + timeout
+    while seen != expected and time.monotonic() < deadline:
+        with cluster.client(cluster.leader("orders", 0)) as http:
+            seen = read_values(http, "orders")
+        assert seen == expected[: len(seen)], seen
+        time.sleep(0.1)
+    return seen
 
 
 def test_idempotent_retry_across_a_failover_does_not_duplicate(cluster_factory: Any) -> None:
