@@ -182,7 +182,7 @@ def test_long_poll_waits_for_min_bytes(http: httpx.Client, shared_broker: Broker
 
 
 def test_offsets_endpoint(http: httpx.Client, topic: str) -> None:
-    create_topic(http, topic, 2)
+    create_topic(http, topic, 2, **{"retention.ms": "-1"})  # records from 1970: the retention pass must keep them
     url = f"/v1/topics/{topic}/partitions/0/offsets"
     assert http.get(url).json() == {"offset": 0}
     produce(http, topic, [{"value": str(i), "partition": 0, "timestamp": 1000 * (i + 1)} for i in range(5)])
