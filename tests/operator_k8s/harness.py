@@ -245,6 +245,24 @@ def register_brokers(
             assert response.status_code == 200, response.text
 
 
+def play_ready(api: KubeApi, op: OperatorProcess, namespace: str, cluster: str, replicas: int) -> None:
+    """Play brokers and kubelet for a cluster whose pods exist: register every broker with the cluster's
+    controller, report every pod ready, and wait for the cluster's Ready=True."""
+    config_map = ObjectRef("ConfigMap", namespace, f"{cluster}-metadata")
+    wait_for("the metadata ConfigMap", lambda: api.get(config_map), log=op)
+    register_brokers(op, namespace, cluster, range(replicas))
+    for index in range(replicas):
+        mark_ready(api, namespace, f"{cluster}-{index}")
+    ref = ObjectRef("GafkaCluster", namespace, cluster)
+    wait_for("Ready=True", lambda: (c := condition(api.get(ref), "Ready")) and c["status"] == "True", log=op)
+
+
+def warning(api: KubeApi, namespace: str, cluster: str, reason: str) -> dict[str, Any] | None:
+    """The cluster's Warning condition, when it is True for ``reason`` (a probe for :func:`wait_for`)."""
+    found = condition(api.get(ObjectRef("GafkaCluster", namespace, cluster)), "Warning")
+    return dict(found) if found and found["status"] == "True" and found["reason"] == reason else None
+
+
 def controller_metadata(op: OperatorProcess, namespace: str, cluster: str) -> dict[str, Any]:
     with op.controller(namespace, cluster) as http:
         response = http.get("/metadata", params={"since": -1})

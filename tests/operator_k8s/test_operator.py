@@ -24,9 +24,11 @@ from .harness import (
     gafka_cluster,
     gafka_topic,
     mark_ready,
+    play_ready,
     pod_names,
     register_brokers,
     wait_for,
+    warning,
 )
 
 
@@ -293,15 +295,7 @@ def _ready_cluster(kube_api: KubeApi, op: OperatorProcess, namespace: str, name:
     create(kube_api, namespace, gafka_cluster(name, replicas, config=LONG_SESSION))
     pods = {f"{name}-{i}" for i in range(replicas)}
     wait_for(f"{replicas} pods", lambda: pod_names(kube_api, namespace, name) == pods, log=op)
-    wait_for("the metadata ConfigMap", lambda: _get(kube_api, "ConfigMap", namespace, f"{name}-metadata"), log=op)
-    register_brokers(op, namespace, name, range(replicas))
-    for pod in pods:
-        mark_ready(kube_api, namespace, pod)
-    wait_for(
-        "Ready=True",
-        lambda: (c := condition(_get(kube_api, "GafkaCluster", namespace, name), "Ready")) and c["status"] == "True",
-        log=op,
-    )
+    play_ready(kube_api, op, namespace, name, replicas)
 
 
 def test_lost_broker_pods_are_fenced_at_once(
@@ -675,16 +669,16 @@ def test_autoscaling_on_cpu_without_a_cpu_request_or_counter_is_reported(
         wait_for("the pod", lambda: pod_names(kube_api, namespace, "nocounter"), log=operator)
         mark_ready(kube_api, namespace, "nocounter-0")
 
-        def warning(name: str, reason: str) -> dict[str, Any] | None:
-            found = condition(_get(kube_api, "GafkaCluster", namespace, name), "Warning")
-            return dict(found) if found and found["reason"] == reason else None
-
         found = wait_for(
-            "Warning AutoscalingNoCPURequest", lambda: warning("nocpu", "AutoscalingNoCPURequest"), log=operator
+            "Warning AutoscalingNoCPURequest",
+            lambda: warning(kube_api, namespace, "nocpu", "AutoscalingNoCPURequest"),
+            log=operator,
         )
         assert found["status"] == "True" and "set spec.resources.requests.cpu" in found["message"], found
         found = wait_for(
-            "Warning AutoscalingNoCPUMetric", lambda: warning("nocounter", "AutoscalingNoCPUMetric"), log=operator
+            "Warning AutoscalingNoCPUMetric",
+            lambda: warning(kube_api, namespace, "nocounter", "AutoscalingNoCPUMetric"),
+            log=operator,
         )
         assert "process_cpu_seconds_total" in found["message"], found
         assert _cluster(kube_api, namespace, "nocpu")["spec"]["replicas"] == 1
@@ -739,11 +733,10 @@ def test_built_in_autoscaler_stands_down_for_a_horizontal_pod_autoscaler(
         wait_for("the pod", lambda: pod_names(kube_api, namespace, "rival"), log=operator)
         mark_ready(kube_api, namespace, "rival-0")
 
-        def warning() -> dict[str, Any] | None:
-            found = condition(_cluster(kube_api, namespace, "rival"), "Warning")
-            return dict(found) if found and found["reason"] == "AutoscalerConflict" else None
+        def conflict() -> dict[str, Any] | None:
+            return warning(kube_api, namespace, "rival", "AutoscalerConflict")
 
-        found = wait_for("Warning AutoscalerConflict", warning, log=operator)
+        found = wait_for("Warning AutoscalerConflict", conflict, log=operator)
         assert found["status"] == "True" and "rival-hpa" in found["message"], found
         # the operator samples every second here: left alone, it would have scaled within a few
         deadline = time.monotonic() + 4
@@ -762,6 +755,6 @@ def test_built_in_autoscaler_stands_down_for_a_horizontal_pod_autoscaler(
             lambda: _cluster(kube_api, namespace, "rival")["spec"]["replicas"] == 3,
             log=operator,
         )
-        wait_for("the AutoscalerConflict condition gone", lambda: warning() is None, log=operator)
+        wait_for("the AutoscalerConflict condition gone", lambda: conflict() is None, log=operator)
     finally:
         fake.close()

@@ -25,10 +25,10 @@ from .harness import (
     condition,
     create,
     gafka_cluster,
-    mark_ready,
+    play_ready,
     pod_names,
-    register_brokers,
     wait_for,
+    warning,
 )
 
 
@@ -105,15 +105,7 @@ def _bound_cluster(
         ),
         log=op,
     )
-    wait_for("the metadata ConfigMap", lambda: _get(kube_api, "ConfigMap", namespace, f"{name}-metadata"), log=op)
-    register_brokers(op, namespace, name, range(replicas))
-    for pod in pods:
-        mark_ready(kube_api, namespace, pod)
-    wait_for(
-        "Ready=True",
-        lambda: (c := condition(_get(kube_api, "GafkaCluster", namespace, name), "Ready")) and c["status"] == "True",
-        log=op,
-    )
+    play_ready(kube_api, op, namespace, name, replicas)
 
 
 def _pods(api: KubeApi, namespace: str, cluster: str) -> dict[str, dict[str, Any]]:
@@ -128,11 +120,6 @@ def _reasons(kube: Kube, namespace: str) -> dict[str, list[str]]:
         if event["involvedObject"]["kind"] == "GafkaCluster":
             found.setdefault(event["reason"], []).append(event["message"])
     return found
-
-
-def _warning(api: KubeApi, namespace: str, name: str, reason: str) -> dict[str, Any] | None:
-    found = condition(_get(api, "GafkaCluster", namespace, name), "Warning")
-    return dict(found) if found and found["status"] == "True" and found["reason"] == reason else None
 
 
 def test_growing_storage_resizes_claims_and_replaces_the_statefulset(
@@ -222,7 +209,7 @@ def test_growing_storage_resizes_claims_and_replaces_the_statefulset(
     kube_api.merge_patch(ObjectRef("GafkaCluster", namespace, "grow"), {"spec": {"storage": {"size": "1536Mi"}}})
     refused = wait_for(
         "Warning VolumeShrinkRefused",
-        lambda: _warning(kube_api, namespace, "grow", "VolumeShrinkRefused"),
+        lambda: warning(kube_api, namespace, "grow", "VolumeShrinkRefused"),
         log=operator,
     )
     assert "cannot shrink" in refused["message"] and "2Gi" in refused["message"]
@@ -249,13 +236,13 @@ def test_a_class_without_volume_expansion_is_reported(
     assert sts is not None
 
     kube_api.merge_patch(ObjectRef("GafkaCluster", namespace, "fixed"), {"spec": {"storage": {"size": "2Gi"}}})
-    warning = wait_for(
+    found = wait_for(
         "Warning VolumeExpansionUnsupported",
-        lambda: _warning(kube_api, namespace, "fixed", "VolumeExpansionUnsupported"),
+        lambda: warning(kube_api, namespace, "fixed", "VolumeExpansionUnsupported"),
         log=operator,
     )
     # the API server's own words, about the claim
-    assert "data-fixed-0" in warning["message"] and "storageclass" in warning["message"].lower()
+    assert "data-fixed-0" in found["message"] and "storageclass" in found["message"].lower()
     events = kube.kubectl(
         "get", "events", "-n", namespace, "--field-selector", "reason=VolumeExpansionUnsupported", "-o", "name"
     )
