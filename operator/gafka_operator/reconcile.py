@@ -588,7 +588,7 @@ class ClusterReconciler:
         HorizontalPodAutoscaler targets the cluster: one writer of spec.replicas, never two undoing each other."""
         competitors = await self._competing_autoscalers(body, spec)
         if competitors:
-            self._samples, self._recommendations, self._cpu_unmeasured = {}, [], False
+            self._forget_autoscaling()
             result.warnings.append(
                 (
                     "AutoscalerConflict",
@@ -606,6 +606,10 @@ class ClusterReconciler:
                     "Linux only): targetCPUUtilization cannot be measured, so the cluster is not autoscaled",
                 )
             )
+
+    def _forget_autoscaling(self) -> None:
+        """The built-in autoscaler is off (disabled, or standing down): its samples and recommendations start over."""
+        self._samples, self._recommendations, self._cpu_unmeasured = {}, [], False
 
     async def _competing_autoscalers(self, body: Mapping[str, Any], spec: ClusterSpec) -> list[str]:
         """The HPAs targeting the cluster, listed at most every ``autoscale_every_s`` and only while
@@ -637,7 +641,7 @@ class ClusterReconciler:
         """One sample of a steady cluster every ``autoscale_every_s``; a scale when two samples ask for it."""
         auto = spec.autoscaling
         if not auto.enabled:
-            self._samples, self._recommendations, self._cpu_unmeasured = {}, [], False
+            self._forget_autoscaling()
             return
         request: float | None = None
         if auto.target_cpu_utilization is None:
