@@ -23,7 +23,7 @@ import yaml
 
 from gafka import GafkaError
 from gafka_operator.kube import KubeApi, ObjectRef
-from k8s.controlplane import Kube, tail
+from k8s.controlplane import Kube, tail, write_kubeconfig
 from operator_k8s import harness
 from operator_k8s.harness import OperatorProcess
 
@@ -186,21 +186,7 @@ def chart_operator_kubeconfig(kube: Kube, path: Path) -> Path:
             "apply", "-f", "-", input=kube.kubectl("create", kind, pattern, *grant, "--dry-run=client", "-o", "yaml")
         )
     token = kube.kubectl("create", "token", account, "-n", OPERATOR_NAMESPACE, "--duration=24h").strip()
-    config = {
-        "apiVersion": "v1",
-        "kind": "Config",
-        "clusters": [
-            {
-                "name": "e2e",
-                "cluster": {"server": kube.server, "certificate-authority": str(kube.control_plane.certs.ca)},
-            }
-        ],
-        "users": [{"name": account, "user": {"token": token}}],
-        "contexts": [{"name": "e2e", "context": {"cluster": "e2e", "user": account, "namespace": OPERATOR_NAMESPACE}}],
-        "current-context": "e2e",
-    }
-    path.write_text(yaml.safe_dump(config, sort_keys=False))
-    path.chmod(0o600)
+    write_kubeconfig(path, kube.server, kube.control_plane.certs.ca, account, {"token": token}, OPERATOR_NAMESPACE)
     return path
 
 

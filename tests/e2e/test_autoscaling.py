@@ -21,6 +21,7 @@ from typing import Any
 
 import pytest
 
+from gafka_operator.drift import parse_quantity
 from gafka_operator.kube import ApiException, ObjectRef
 from operator_k8s.harness import create, gafka_cluster, gafka_topic
 
@@ -64,14 +65,6 @@ SPEC: dict[str, Any] = {
 # ------------------------------------------------------------------------------------------------- helpers
 
 
-def millicores(quantity: str) -> float:
-    """A CPU quantity as metrics-server writes it (``123456n``, ``250m``, ``1``) in millicores."""
-    scale = {"n": 1e-6, "u": 1e-3, "m": 1.0}
-    if quantity[-1] in scale:
-        return float(quantity[:-1]) * scale[quantity[-1]]
-    return float(quantity) * 1000
-
-
 def broker_cpu(platform: Platform, namespace: str) -> dict[str, float]:
     """Pod -> CPU in millicores, from ``metrics.k8s.io`` with the selector the ``/scale`` subresource gives the HPA."""
     obj = get(platform, "GafkaCluster", namespace, CLUSTER) or {}
@@ -80,7 +73,7 @@ def broker_cpu(platform: Platform, namespace: str) -> dict[str, float]:
         "GET", f"/apis/metrics.k8s.io/v1beta1/namespaces/{namespace}/pods", query={"labelSelector": selector}
     )
     return {
-        item["metadata"]["name"]: sum(millicores(c["usage"]["cpu"]) for c in item["containers"])
+        item["metadata"]["name"]: float(sum(parse_quantity(c["usage"]["cpu"]) for c in item["containers"]) * 1000)
         for item in listing.get("items") or []
     }
 

@@ -23,12 +23,11 @@ from .node_agent.metrics_api import (
     parse_label_selector,
     parse_stat,
     registration_objects,
-    selector_matches,
     tree_usage,
     usage_over,
 )
 from .node_agent.probes import ProbeState
-from .node_agent.scheduling import choose_node
+from .node_agent.scheduling import choose_node, matches_expressions
 from .node_agent.volumes import Mount, configmap_files, downward_files, path_rewriter, write_files
 
 MOUNTS = [
@@ -204,7 +203,7 @@ BROKER = {
     ],
 )
 def test_label_selectors(selector: str, labels: dict[str, str], matches: bool) -> None:
-    assert selector_matches(parse_label_selector(selector), labels) is matches
+    assert matches_expressions(labels, parse_label_selector(selector)) is matches
 
 
 @pytest.mark.parametrize("selector", ["a>1", "a in (b", "a in b)", "=b"])

@@ -62,6 +62,7 @@ __all__ = [
     "load_existing_cluster",
     "new_api_client",
     "tail",
+    "write_kubeconfig",
 ]
 
 REPO = Path(__file__).resolve().parents[2]
@@ -596,12 +597,20 @@ class ControlPlane:
 
 
 def _write_kubeconfig(path: Path, server: str, ca: Path, cert: Path, key: Path, name: str) -> None:
+    write_kubeconfig(path, server, ca, name, {"client-certificate": str(cert), "client-key": str(key)})
+
+
+def write_kubeconfig(
+    path: Path, server: str, ca: Path, name: str, user: Mapping[str, str], namespace: str = "default"
+) -> None:
+    """A one-context kubeconfig (readable by its owner only): ``user`` is the credential, a client certificate
+    or a ServiceAccount's token."""
     config: dict[str, Any] = {
         "apiVersion": "v1",
         "kind": "Config",
         "clusters": [{"name": name, "cluster": {"server": server, "certificate-authority": str(ca)}}],
-        "users": [{"name": name, "user": {"client-certificate": str(cert), "client-key": str(key)}}],
-        "contexts": [{"name": name, "context": {"cluster": name, "user": name, "namespace": "default"}}],
+        "users": [{"name": name, "user": dict(user)}],
+        "contexts": [{"name": name, "context": {"cluster": name, "user": name, "namespace": namespace}}],
         "current-context": name,
         "preferences": {},
     }

@@ -57,7 +57,6 @@ __all__ = [
     "parse_stat",
     "pod_metrics",
     "registration_objects",
-    "selector_matches",
     "tree_usage",
     "usage_over",
 ]
@@ -248,10 +247,6 @@ def parse_label_selector(text: str) -> list[dict[str, Any]]:
     return expressions
 
 
-def selector_matches(expressions: Sequence[Mapping[str, Any]], labels: Mapping[str, str]) -> bool:
-    return matches_expressions(labels, expressions)
-
-
 # ------------------------------------------------------------------------------------------ JSON, pure parts
 
 
@@ -418,7 +413,7 @@ def answer(
             continue
         if len(rest) == 2 and pod.name != rest[1]:
             continue
-        if not selector_matches(expressions, pod.labels):
+        if not matches_expressions(pod.labels, expressions):
             continue
         metrics = pod_metrics(entry, now)
         if metrics is not None:
