@@ -148,7 +148,7 @@ class BrokerPartition:
         self.high_watermark = end if high_watermark is None else max(min(high_watermark, end), log.log_start_offset)
         self._waiters: set[_Waiter] = set()
         self._commit_waiters: list[tuple[int, int, asyncio.Future[str | None]]] = []
-        self._append_waiters: set[asyncio.Future[None]] = set()
+        self._append_waiters: set[asyncio.Future[bool]] = set()
         self._appended: deque[tuple[int, int]] = deque()
         """(log end offset after an append, bytes appended so far) since the high watermark, as leader."""
         self._committed_bytes = 0
@@ -472,13 +472,12 @@ class BrokerPartition:
         return len(self._commit_waiters)
 
     # -- follower fetches waiting on the leader ------------------------------------------------------
-    def append_waiter(self) -> asyncio.Future[None]:
-        """A future resolved by the next append (or by a role change); the caller removes it."""
-        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+    def add_append_waiter(self, future: asyncio.Future[bool]) -> None:
+        """Resolve ``future`` with True at the next append (or role change). One future may wait on several
+        partitions at once: a follower fetch must return as soon as any of them has data."""
         self._append_waiters.add(future)
-        return future
 
-    def discard_append_waiter(self, future: asyncio.Future[None]) -> None:
+    def discard_append_waiter(self, future: asyncio.Future[bool]) -> None:
         self._append_waiters.discard(future)
 
     def _wake_appends(self) -> None:
@@ -487,7 +486,7 @@ class BrokerPartition:
         waiters, self._append_waiters = self._append_waiters, set()
         for future in waiters:
             if not future.done():
-                future.set_result(None)
+                future.set_result(True)
 
 
 def rebuild_state(

@@ -30,6 +30,7 @@ from gafka_broker.controller.decisions import ControllerError
 from gafka_broker.log.errors import LogError, OffsetOutOfRangeError
 from gafka_broker.partition import BrokerPartition
 from gafka_broker.replication.epoch_cache import UNDEFINED_EPOCH
+from gafka_broker.replication.metrics import FOLLOWER_FETCH_WAITS
 from gafka_broker.replication.protocol import (
     MEDIA_TYPE,
     FetchPartition,
@@ -171,15 +172,30 @@ class LeaderFetchHandler:
             total += len(records)
         return total
 
-    async def _park(self, partitions: list[BrokerPartition], max_wait_ms: int) -> None:
-        waiters = [(partition, partition.append_waiter()) for partition in partitions]
+    @staticmethod
+    async def _park(partitions: list[BrokerPartition], max_wait_ms: int) -> None:
+        """Wait until any of ``partitions`` gets an append, or ``max_wait_ms`` (Kafka's DelayedFetch).
+
+        One future is shared by every partition of the fetch, so the first append ends the wait: a fetch
+        for several partitions must not sit out ``replica.fetch.wait.max.ms`` while one of them has data
+        (that held every ``acks=all`` produce to a partition whose leader leads others too)."""
+        loop = asyncio.get_running_loop()
+        woken: asyncio.Future[bool] = loop.create_future()
+        for partition in partitions:
+            partition.add_append_waiter(woken)
+        timer = loop.call_later(max_wait_ms / 1000, _expire, woken)
         try:
-            await asyncio.wait([future for _partition, future in waiters], timeout=max_wait_ms / 1000)
+            ended_by = "woken" if await woken else "max_wait"
         finally:
-            for partition, future in waiters:
-                partition.discard_append_waiter(future)
-                if not future.done():
-                    future.cancel()
+            timer.cancel()
+            for partition in partitions:
+                partition.discard_append_waiter(woken)
+        FOLLOWER_FETCH_WAITS.labels(ended_by).inc()
+
+
+def _expire(future: asyncio.Future[bool]) -> None:
+    if not future.done():
+        future.set_result(False)
 
 
 class IsrManager:

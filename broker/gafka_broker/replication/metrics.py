@@ -1,18 +1,27 @@
-"""Replication metrics, read from the replicas when Prometheus scrapes (nothing is counted per request)."""
+"""Replication metrics: the replicas' state, read when Prometheus scrapes, and one counter of parked follower
+fetches by how their wait ended (counted once per wait, not per request)."""
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator
 from typing import TYPE_CHECKING
 
-from prometheus_client import REGISTRY
+from prometheus_client import REGISTRY, Counter
 from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
 if TYPE_CHECKING:
     from gafka_broker.partition import BrokerPartition
 
-__all__ = ["REPLICATION"]
+__all__ = ["FOLLOWER_FETCH_WAITS", "REPLICATION"]
+
+FOLLOWER_FETCH_WAITS = Counter(
+    "gafka_replica_fetch_waits",
+    "Follower fetches the leader parked for lack of new data, by what ended the wait: woken (an append to "
+    "one of their partitions, or a role change) or max_wait (replica.fetch.wait.max.ms passed). A follower "
+    "moves the high watermark only by fetching again, so acks=all waits on the first kind.",
+    ["ended_by"],
+)
 
 
 class ReplicationCollector(Collector):
