@@ -1,7 +1,7 @@
 """Replication benchmarks on three local brokers: failover time, acks=all throughput, follower catch-up.
 
 Run: ``python bench/replication_bench.py [--seconds 10] [--kills 5] [--catchup-mib 1024] [--only NAMES]``
-(``NAMES``: comma-separated of ``failover``, ``throughput``, ``catchup``). Each part starts its own
+(``NAMES``: comma-separated of ``failover``, ``throughput``, ``latency``, ``catchup``). Each part starts its own
 ``gafka controller`` and three ``gafka broker --controller-url`` processes on loopback, each broker on a
 fixed port that it keeps across restarts (as a pod keeps its name), with data in a temporary directory
 in the working tree (the disk the logs would use), removed afterwards.
@@ -15,6 +15,9 @@ in the working tree (the disk the logs would use), removed afterwards.
 - throughput: 1 KB records in binary batches of 100, RF 3, ``min.insync.replicas=2``, 6 partitions (two
   led by each broker), acks=all then acks=1 on the same cluster; load from ``wrk`` (one process per broker,
   sending to the partitions that broker leads) and from the SDK ``Producer`` (one process).
+- latency: one 1 KB JSON record per request, acks=1 then acks=all, to a 6-partition topic (partitions led
+  by every broker) through broker 0, one request at a time; p50 / p95 / max, and how the leaders' parked
+  follower fetches ended (``gafka_replica_fetch_waits_total``: woken by an append, or max_wait ran out).
 - catch-up: RF 3, ``min.insync.replicas=1``, one partition; a follower is stopped, ``--catchup-mib`` of 1 KB
   records are produced with acks=1 (900 per batch), the follower is restarted; result: seconds from its
   start until the controller has it back in the ISR, and the MB/s that makes.
@@ -464,7 +467,50 @@ def bench_throughput(seconds: int) -> dict[str, dict[str, float]]:
     return results
 
 
-# -- (c) catch-up ------------------------------------------------------------------------------------
+# -- (c) latency of single records -------------------------------------------------------------------
+_FETCH_WAITS = re.compile(r'^gafka_replica_fetch_waits_total\{ended_by="(\w+)"\} (\S+)$', re.MULTILINE)
+
+
+def fetch_waits(cluster: LocalCluster) -> dict[str, float]:
+    """Parked follower fetches over the cluster by what ended them (woken / max_wait)."""
+    totals: dict[str, float] = {}
+    for broker_id in BROKERS:
+        text = httpx.get(f"{cluster.urls[broker_id]}/metrics", timeout=10).text
+        for ended_by, value in _FETCH_WAITS.findall(text):
+            totals[ended_by] = totals.get(ended_by, 0.0) + float(value)
+    return totals
+
+
+def bench_latency(requests: int = 300) -> dict[str, dict[str, float]]:
+    partitions = 6
+    results: dict[str, dict[str, float]] = {}
+    value = "x" * RECORD
+    with local_cluster(DEV) as cluster, httpx.Client(base_url=cluster.urls[0], timeout=30) as http:
+        cluster.create_topic("latency", partitions, {"min.insync.replicas": "2"})
+        for acks in ("1", "all"):
+            before = fetch_waits(cluster)
+            took: list[float] = []
+            for index in range(requests):
+                body = {"records": [{"value": value, "partition": index % partitions}]}
+                started = time.perf_counter()
+                response = http.post("/v1/topics/latency/records", json=body, params={"acks": acks})
+                took.append((time.perf_counter() - started) * 1000)
+                if response.status_code != 200:
+                    raise RuntimeError(f"produce failed: {response.status_code} {response.text}")
+            after = fetch_waits(cluster)
+            took.sort()
+            name = f"JSON produce, one 1 KB record per request, {partitions} partitions led by 3 brokers, acks={acks}"
+            results[name] = {
+                "p50_ms": statistics.median(took),
+                "p95_ms": took[int(len(took) * 0.95)],
+                "max_ms": took[-1],
+                "fetch_waits_woken": after.get("woken", 0.0) - before.get("woken", 0.0),
+                "fetch_waits_max_wait": after.get("max_wait", 0.0) - before.get("max_wait", 0.0),
+            }
+    return results
+
+
+# -- (d) catch-up ------------------------------------------------------------------------------------
 async def produce_bytes(url: str, topic: str, total: int, records: int = 900) -> float:
     """Send ``total`` bytes of 1 KB records to partition 0 with acks=1 over 4 connections; seconds taken."""
     batch = encode_batch([NewRecord(None, os.urandom(RECORD)) for _ in range(records)])
@@ -524,7 +570,7 @@ def main() -> None:
     parser.add_argument("--seconds", type=int, default=10, help="length of each throughput run")
     parser.add_argument("--kills", type=int, default=5, help="leader kills per failover setting")
     parser.add_argument("--catchup-mib", type=int, default=1024, help="how far behind the restarted follower is")
-    parser.add_argument("--only", default="failover,throughput,catchup")
+    parser.add_argument("--only", default="failover,throughput,latency,catchup")
     args = parser.parse_args()
     parts = set(args.only.split(","))
     if "throughput" in parts and shutil.which("wrk") is None:
@@ -540,6 +586,10 @@ def main() -> None:
             print(f"{name}: {results[name]}", file=sys.stderr)
     if "throughput" in parts:
         for name, values in bench_throughput(args.seconds).items():
+            results[name] = values
+            print(f"{name}: {values}", file=sys.stderr)
+    if "latency" in parts:
+        for name, values in bench_latency().items():
             results[name] = values
             print(f"{name}: {values}", file=sys.stderr)
     if "catchup" in parts:
