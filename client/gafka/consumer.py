@@ -1,11 +1,13 @@
 """``Consumer`` (blocking) and ``AsyncConsumer`` (asyncio): group membership or manual assignment,
 prefetching long-poll fetches, commits, seek/position/pause, rebalance callbacks.
 
-Fetch loops and heartbeats always run on an event loop (a private one in a daemon thread for the
-blocking ``Consumer``), where hundreds of parked long polls cost nothing. Everything the application
-calls (``poll``, ``commit``, callbacks) runs in the application's own thread or task; the blocking
-consumer does its own request/response calls with the blocking transport, so a rebalance callback may
-call ``commit()`` without waiting on the loop it runs beside.
+One implementation: every operation is written once in ``_ConsumerCore`` as a generator of effects
+(an HTTP request, a metadata refresh, a rebalance callback, a wait for fetched records, ...), and each face
+runs those generators its own way: ``AsyncConsumer`` awaits each effect, ``Consumer`` performs it in the
+caller's thread with the blocking transport. Fetch loops and heartbeats always run on an event loop (a
+private one in a daemon thread for the blocking ``Consumer``), where hundreds of parked long polls cost
+nothing. Everything the application calls (``poll``, ``commit``, callbacks) runs in the application's own
+thread or task, so a rebalance callback may call ``commit()`` without waiting on the loop it runs beside.
 
 Rebalances follow KIP-848: the broker computes assignments; a partition taken away is first revoked
 (``on_revoke`` runs, with auto-commit its position is committed) and released on the next heartbeat,
@@ -21,10 +23,10 @@ import inspect
 import logging
 import threading
 import time
-from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Coroutine, Generator, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, fields
 from types import TracebackType
-from typing import Any
+from typing import Any, NamedTuple, TypeVar
 
 from gafka._fetching import Fetcher, FetchSettings, PartitionState
 from gafka._loop import LoopThread
@@ -46,6 +48,7 @@ __all__ = ["AsyncConsumer", "Consumer", "ConsumerConfig"]
 log = logging.getLogger("gafka.consumer")
 
 Callback = Callable[[set[TopicPartition]], Any]
+T = TypeVar("T")
 _RESETS = ("earliest", "latest", "none")
 
 
@@ -121,8 +124,80 @@ def _offsets_path(tp: TopicPartition) -> str:
     return f"/v1/topics/{q(tp.topic)}/partitions/{tp.partition}/offsets"
 
 
-class _ConsumerBase:
-    """State and pure logic shared by both consumers."""
+def _offsets_arg(offsets: Mapping[Any, OffsetAndMetadata | int]) -> dict[TopicPartition, OffsetAndMetadata]:
+    return {
+        _tp(tp): meta if isinstance(meta, OffsetAndMetadata) else OffsetAndMetadata(int(meta))
+        for tp, meta in offsets.items()
+    }
+
+
+def _log_commit_failure(future: concurrent.futures.Future[None] | asyncio.Future[None]) -> None:
+    if future.cancelled():
+        return
+    error = future.exception()
+    if error is not None:
+        log.warning("event=auto_commit_failed error=%r", str(error))
+
+
+async def _maybe_await(result: Any) -> None:
+    if inspect.isawaitable(result):
+        await result
+
+
+# -- effects: what an operation asks its face to do ---------------------------------------------------
+class _Request(NamedTuple):
+    """An HTTP request answered with JSON; the result is the decoded document."""
+
+    url: str
+    method: str
+    path: str
+    document: Any = None
+    params: dict[str, Any] | None = None
+
+
+class _Refresh(NamedTuple):
+    """Learn the cluster and ``topic``; the result is its TopicInfo."""
+
+    topic: str
+
+
+class _Call(NamedTuple):
+    """Run an application callback (a rebalance listener) where the application runs."""
+
+    callback: Callback
+    partitions: set[TopicPartition]
+
+
+class _Sleep(NamedTuple):
+    seconds: float
+
+
+class _Wait(NamedTuple):
+    """Wait up to ``timeout`` seconds unless something was notified since notification number ``seen``."""
+
+    seen: int
+    timeout: float
+
+
+class _Await(NamedTuple):
+    """Run a coroutine of the loop-side machinery (membership) and wait for it."""
+
+    coroutine: Callable[[], Coroutine[Any, Any, None]]
+    timeout: float | None = None
+
+
+class _Spawn(NamedTuple):
+    """Run an operation in the background on the loop (auto-commit); failures are logged."""
+
+    steps: Generator[Any, Any, None]
+
+
+_Effect = _Request | _Refresh | _Call | _Sleep | _Wait | _Await | _Spawn
+Steps = Generator[_Effect, Any, T]
+
+
+class _ConsumerCore:
+    """The consumer, written once: state, rules, and every operation as a generator of effects."""
 
     def __init__(self, bootstrap: str | Sequence[str], group_id: str | None, config: Mapping[str, Any]) -> None:
         self.config = ConsumerConfig.from_kwargs(config)
@@ -131,7 +206,9 @@ class _ConsumerBase:
         self._transport = AsyncTransport(timeout=self.config.request_timeout_ms / 1000)
         self._lock = threading.Lock()
         self._cond = threading.Condition(self._lock)
+        self._notified = 0
         self._async_event: asyncio.Event | None = None
+        self._background: set[asyncio.Task[None]] = set()
         config_ = self.config
         settings = FetchSettings(
             min_bytes=config_.fetch_min_bytes,
@@ -167,8 +244,62 @@ class _ConsumerBase:
         self._next_auto_commit = time.monotonic() + config_.auto_commit_interval_ms / 1000
         self._closed = False
 
+    # -- what each face provides ----------------------------------------------------------------------
+    def _on_loop(self, callback: Callable[..., Any], *args: Any) -> None:
+        """Run a plain callback of the loop-side machinery (fetcher, membership) on its loop."""
+        raise NotImplementedError
+
+    async def _drive_async(self, steps: Steps[T]) -> T:
+        """Run an operation on the event loop, awaiting each effect (the asyncio face; background work)."""
+        value: Any = None
+        error: BaseException | None = None
+        while True:
+            try:
+                effect = steps.send(value) if error is None else steps.throw(error)
+            except StopIteration as done:
+                result: T = done.value
+                return result
+            value, error = None, None
+            try:
+                value = await self._perform_async(effect)
+            except BaseException as exc:  # handed back to the operation (its finally blocks run in order)
+                error = exc
+
+    async def _perform_async(self, effect: _Effect) -> Any:
+        match effect:
+            case _Request(url, method, path, document, params):
+                return await self._transport.json(url, method, path, document, params=params)
+            case _Refresh(topic):
+                return await refresh_async(self._transport, self._metadata, topic)
+            case _Call(callback, partitions):
+                await _maybe_await(callback(partitions))
+            case _Sleep(seconds):
+                await asyncio.sleep(seconds)
+            case _Wait(seen, timeout):
+                event = self._event()
+                if self._notified == seen:
+                    event.clear()
+                    with contextlib.suppress(TimeoutError):
+                        async with asyncio.timeout(timeout):
+                            await event.wait()
+            case _Await(coroutine, timeout):
+                async with asyncio.timeout(timeout):
+                    await coroutine()
+            case _Spawn(steps):
+                task = asyncio.get_running_loop().create_task(self._drive_async(steps))
+                self._background.add(task)
+                task.add_done_callback(self._background.discard)
+                task.add_done_callback(_log_commit_failure)
+        return None
+
+    def _event(self) -> asyncio.Event:
+        if self._async_event is None:
+            self._async_event = asyncio.Event()
+        return self._async_event
+
     # -- notification (called with the lock held) ---------------------------------------------------
     def _notify(self) -> None:
+        self._notified += 1
         self._cond.notify_all()
         if self._async_event is not None:
             self._async_event.set()
@@ -257,13 +388,14 @@ class _ConsumerBase:
                 poke.append(state)
         return out, poke
 
-    def _positions_locked(
-        self, partitions: Iterable[TopicPartition] | None = None
-    ) -> dict[TopicPartition, OffsetAndMetadata]:
-        chosen = (
-            self._states if partitions is None else {tp: self._states[tp] for tp in partitions if tp in self._states}
-        )
-        return {tp: OffsetAndMetadata(state.position) for tp, state in chosen.items() if state.position is not None}
+    def _positions(self, partitions: Iterable[TopicPartition] | None = None) -> dict[TopicPartition, OffsetAndMetadata]:
+        with self._lock:
+            chosen = (
+                self._states
+                if partitions is None
+                else {tp: self._states[tp] for tp in partitions if tp in self._states}
+            )
+            return {tp: OffsetAndMetadata(state.position) for tp, state in chosen.items() if state.position is not None}
 
     def _member(self) -> tuple[str | None, int]:
         """Who commits: the member id and epoch, or (None, -1) for a consumer outside the group protocol."""
@@ -280,6 +412,14 @@ class _ConsumerBase:
             return False
         self._next_auto_commit = now + self.config.auto_commit_interval_ms / 1000
         return True
+
+    def _assigned_state(self, partition: TopicPartition | tuple[str, int]) -> PartitionState:
+        """The fetch state of an assigned partition; a ValueError for any other (call with the lock held)."""
+        tp = _tp(partition)
+        state = self._states.get(tp)
+        if state is None:
+            raise ValueError(f"{tp.topic}-{tp.partition} is not assigned to this consumer")
+        return state
 
     # -- queries -------------------------------------------------------------------------------------
     def assignment(self) -> set[TopicPartition]:
@@ -303,200 +443,22 @@ class _ConsumerBase:
     def member_id(self) -> str | None:
         return None if self._membership is None else self._membership.member_id
 
-    # -- blocking consumer -------------------------------------------------------------------------------
-    def _assigned_state(self, partition: TopicPartition | tuple[str, int]) -> PartitionState:
-        """The fetch state of an assigned partition; a ValueError for any other."""
-        tp = _tp(partition)
-        state = self._states.get(tp)
-        if state is None:
-            raise ValueError(f"{tp.topic}-{tp.partition} is not assigned to this consumer")
-        return state
-
-    def _position_of(self, partition: TopicPartition | tuple[str, int]) -> int:
-        state = self._assigned_state(partition)
-        if state.error is not None and state.position is None:
-            raise state.error
-        assert state.position is not None
-        return state.position
-
-
-class Consumer(_ConsumerBase):
-    """A blocking consumer. ``poll(timeout)`` returns a list of :class:`ConsumerRecord`.
-
-    ``Consumer(bootstrap, group_id="g", auto_offset_reset="earliest")`` then ``subscribe(["t"])`` joins
-    group ``g``; without a group, ``assign([("t", 0)])`` reads chosen partitions.
-    """
-
-    def __init__(
-        self, bootstrap: str | Sequence[str] = "http://127.0.0.1:9092", group_id: str | None = None, **config: Any
-    ):
-        super().__init__(bootstrap, group_id, config)
-        self._http = SyncTransport(timeout=self.config.request_timeout_ms / 1000)
-        self._loop = LoopThread("gafka-consumer")
-
-    def _on_loop(self, callback: Callable[..., Any], *args: Any) -> None:
-        self._loop.call(callback, *args)
-
-    # -- assignment ----------------------------------------------------------------------------------
-    def subscribe(
-        self,
-        topics: Iterable[str] | str,
-        *,
-        on_assign: Callback | None = None,
-        on_revoke: Callback | None = None,
-        on_lost: Callback | None = None,
-    ) -> None:
-        """Join the group for ``topics``; callbacks get a set of TopicPartition and run inside ``poll``."""
-        names = self._check_subscribe(topics)
-        for name in names:
-            refresh_sync(self._http, self._metadata, name)  # unknown topic: fail here, not in the background
-        self._subscription = names
-        self._on_assign, self._on_revoke, self._on_lost = on_assign, on_revoke, on_lost
-        assert self._membership is not None
-        self._on_loop(self._membership.start, names)
-
-    def unsubscribe(self) -> None:
-        """Leave the group (revoking everything) and forget the subscription."""
-        if self._membership is not None and self._subscription:
-            self._revoke(set(self.assignment()), lost=False)
-            self._loop.run(self._membership.leave())
-        self._subscription = []
-
-    def assign(self, partitions: Iterable[TopicPartition | tuple[str, int]]) -> None:
-        """Read exactly these partitions (no group membership; commits still go to ``group_id`` if set)."""
-        self._check_open()
-        if self._subscription:
-            raise ValueError("this consumer is subscribed; call unsubscribe() first")
-        wanted = {_tp(item) for item in partitions}
-        for topic in {tp.topic for tp in wanted}:
-            info = refresh_sync(self._http, self._metadata, topic)
-            assert info is not None
-            for tp in wanted:
-                if tp.topic == topic and not 0 <= tp.partition < len(info.partitions):
-                    raise UnknownTopicOrPartitionError(f"topic {topic!r} has no partition {tp.partition}")
-        self._manual = bool(wanted)
-        with self._lock:
-            removed = set(self._states) - wanted
-        self._drop(removed)
-        self._add(wanted - self.assignment(), callback=False)
-
-    def unassign(self) -> None:
-        self.assign([])
-
-    def partitions_for(self, topic: str) -> list[int]:
-        """The partition numbers of ``topic`` (raises UnknownTopicOrPartitionError)."""
-        info = refresh_sync(self._http, self._metadata, topic)
-        assert info is not None
-        return [p.partition for p in info.partitions]
-
-    # -- positions -----------------------------------------------------------------------------------
-    def _reset_offset(self, tp: TopicPartition, policy: str | None = None) -> int:
-        policy = policy or self.config.auto_offset_reset
-        if policy == "none":
-            raise NoOffsetForPartitionError(
-                f"{tp.topic}-{tp.partition} has no committed offset and auto_offset_reset is none"
-            )
-        answer = self._http.json(
-            self._metadata.leader_url(tp.topic, tp.partition), "GET", _offsets_path(tp), params={"at": policy}
-        )
-        return int(answer["offset"])
-
-    def offsets_for_times(self, timestamps: Mapping[TopicPartition, int]) -> dict[TopicPartition, int]:
-        """The first offset at or after each timestamp (ms); the end offset when every record is older."""
-        return {_tp(tp): self._reset_offset(_tp(tp), str(int(ts))) for tp, ts in timestamps.items()}
-
-    def beginning_offsets(self, partitions: Iterable[TopicPartition]) -> dict[TopicPartition, int]:
-        return {_tp(tp): self._reset_offset(_tp(tp), "earliest") for tp in partitions}
-
-    def end_offsets(self, partitions: Iterable[TopicPartition]) -> dict[TopicPartition, int]:
-        return {_tp(tp): self._reset_offset(_tp(tp), "latest") for tp in partitions}
-
-    def _add(self, partitions: set[TopicPartition], *, callback: bool) -> None:
-        if not partitions:
-            return
-        committed = self.committed_offsets(partitions) if self.group_id is not None else {}
-        states: list[PartitionState] = []
-        for tp in sorted(partitions):
-            state = PartitionState(tp)
-            if tp in committed:
-                state.reset(committed[tp].offset)
-            else:
-                try:
-                    state.reset(self._reset_offset(tp))
-                except NoOffsetForPartitionError as exc:
-                    state.error = exc
-            states.append(state)
-        with self._lock:
-            for state in states:
-                self._states[state.tp] = state
-            if self._membership is not None:
-                self._membership.owned |= partitions
-        if callback and self._on_assign is not None:
-            self._on_assign(set(partitions))
-        for state in states:
-            self._on_loop(self._fetcher.start, state)
-
-    def _drop(self, partitions: set[TopicPartition]) -> None:
-        with self._lock:
-            states = [self._states.pop(tp) for tp in partitions if tp in self._states]
-            if self._membership is not None:
-                self._membership.owned -= partitions
-        for state in states:
-            self._on_loop(self._fetcher.stop, state)
-
-    def _revoke(self, partitions: set[TopicPartition], *, lost: bool) -> None:
-        if not partitions:
-            return
-        if lost:
-            callback = self._on_lost or self._on_revoke
-        else:
-            callback = self._on_revoke
-            if self.config.enable_auto_commit:
-                try:
-                    self.commit(self._positions(partitions))
-                except GafkaError as exc:
-                    log.warning("event=commit_on_revoke_failed error=%r", str(exc))
-        with self._lock:
-            for tp in partitions:  # stop handing out records of partitions on their way out
-                state = self._states.get(tp)
-                if state is not None:
-                    state.paused = True
-        if callback is not None:
-            callback(set(partitions))
-        self._drop(partitions)
-        if self._membership is not None and not lost:
-            self._on_loop(self._membership.heartbeat_now)
-
-    def _reconcile(self) -> None:
-        with self._lock:
-            lost, revoked, added = self._changes_locked()
-        self._revoke(lost, lost=True)
-        self._revoke(revoked, lost=False)
-        self._add(added, callback=True)
-
-    def _positions(self, partitions: Iterable[TopicPartition] | None = None) -> dict[TopicPartition, OffsetAndMetadata]:
-        with self._lock:
-            return self._positions_locked(partitions)
-
     def position(self, partition: TopicPartition | tuple[str, int]) -> int:
         """The offset of the next record ``poll`` returns for ``partition``."""
         with self._lock:
-            return self._position_of(partition)
+            state = self._assigned_state(partition)
+            if state.error is not None and state.position is None:
+                raise state.error
+            assert state.position is not None
+            return state.position
 
+    # -- local control (no I/O) ------------------------------------------------------------------------
     def seek(self, partition: TopicPartition | tuple[str, int], offset: int) -> None:
         """Read ``partition`` from ``offset`` on the next poll (buffered records are dropped)."""
         with self._lock:
             state = self._assigned_state(partition)
             state.reset(offset)
         self._on_loop(self._fetcher.poke, state)
-
-    def seek_to_beginning(self, partitions: Iterable[TopicPartition] | None = None) -> None:
-        for tp in list(self.assignment() if partitions is None else partitions):
-            self.seek(tp, self._reset_offset(_tp(tp), "earliest"))
-
-    def seek_to_end(self, partitions: Iterable[TopicPartition] | None = None) -> None:
-        for tp in list(self.assignment() if partitions is None else partitions):
-            self.seek(tp, self._reset_offset(_tp(tp), "latest"))
 
     def pause(self, partitions: Iterable[TopicPartition | tuple[str, int]]) -> None:
         """Stop fetching and returning these partitions until :meth:`resume`."""
@@ -514,113 +476,211 @@ class Consumer(_ConsumerBase):
         for state in states:
             self._on_loop(self._fetcher.poke, state)
 
-    # -- polling -------------------------------------------------------------------------------------
-    def poll(self, timeout: float = 1.0, max_records: int | None = None) -> list[ConsumerRecord]:
-        """Records available within ``timeout`` seconds (an empty list if none); runs rebalance callbacks."""
+    # -- operations (generators of effects; each face runs them) --------------------------------------
+    def _subscribe(
+        self,
+        topics: Iterable[str] | str,
+        on_assign: Callback | None,
+        on_revoke: Callback | None,
+        on_lost: Callback | None,
+    ) -> Steps[None]:
+        names = self._check_subscribe(topics)
+        for name in names:
+            yield _Refresh(name)  # unknown topic: fail here, not in the background
+        self._subscription = names
+        self._on_assign, self._on_revoke, self._on_lost = on_assign, on_revoke, on_lost
+        assert self._membership is not None
+        self._on_loop(self._membership.start, names)
+
+    def _unsubscribe(self) -> Steps[None]:
+        if self._membership is not None and self._subscription:
+            yield from self._revoke(self.assignment(), lost=False)
+            membership = self._membership
+            yield _Await(membership.leave)
+        self._subscription = []
+
+    def _assign(self, partitions: Iterable[TopicPartition | tuple[str, int]]) -> Steps[None]:
+        self._check_open()
+        if self._subscription:
+            raise ValueError("this consumer is subscribed; call unsubscribe() first")
+        wanted = {_tp(item) for item in partitions}
+        for topic in {tp.topic for tp in wanted}:
+            info = yield _Refresh(topic)
+            assert info is not None
+            for tp in wanted:
+                if tp.topic == topic and not 0 <= tp.partition < len(info.partitions):
+                    raise UnknownTopicOrPartitionError(f"topic {topic!r} has no partition {tp.partition}")
+        self._manual = bool(wanted)
+        self._drop(self.assignment() - wanted)
+        yield from self._add(wanted - self.assignment(), callback=False)
+
+    def _partitions_for(self, topic: str) -> Steps[list[int]]:
+        info = yield _Refresh(topic)
+        assert info is not None
+        return [p.partition for p in info.partitions]
+
+    def _reset_offset(self, tp: TopicPartition, policy: str | None = None) -> Steps[int]:
+        policy = policy or self.config.auto_offset_reset
+        if policy == "none":
+            raise NoOffsetForPartitionError(
+                f"{tp.topic}-{tp.partition} has no committed offset and auto_offset_reset is none"
+            )
+        answer = yield _Request(
+            self._metadata.leader_url(tp.topic, tp.partition), "GET", _offsets_path(tp), params={"at": policy}
+        )
+        return int(answer["offset"])
+
+    def _offsets_at(self, partitions: Iterable[Any], policy: str) -> Steps[dict[TopicPartition, int]]:
+        found: dict[TopicPartition, int] = {}
+        for item in partitions:
+            found[_tp(item)] = yield from self._reset_offset(_tp(item), policy)
+        return found
+
+    def _offsets_for_times(self, timestamps: Mapping[TopicPartition, int]) -> Steps[dict[TopicPartition, int]]:
+        found: dict[TopicPartition, int] = {}
+        for item, timestamp in timestamps.items():
+            found[_tp(item)] = yield from self._reset_offset(_tp(item), str(int(timestamp)))
+        return found
+
+    def _seek_to(self, partitions: Iterable[TopicPartition] | None, policy: str) -> Steps[None]:
+        for item in list(self.assignment() if partitions is None else partitions):
+            offset = yield from self._reset_offset(_tp(item), policy)
+            self.seek(item, offset)
+
+    def _add(self, partitions: set[TopicPartition], *, callback: bool) -> Steps[None]:
+        if not partitions:
+            return
+        committed = (yield from self._committed_offsets(partitions)) if self.group_id is not None else {}
+        states: list[PartitionState] = []
+        for tp in sorted(partitions):
+            state = PartitionState(tp)
+            if tp in committed:
+                state.reset(committed[tp].offset)
+            else:
+                try:
+                    state.reset((yield from self._reset_offset(tp)))
+                except NoOffsetForPartitionError as exc:
+                    state.error = exc
+            states.append(state)
+        with self._lock:
+            for state in states:
+                self._states[state.tp] = state
+            if self._membership is not None:
+                self._membership.owned |= partitions
+        if callback and self._on_assign is not None:
+            yield _Call(self._on_assign, set(partitions))
+        for state in states:
+            self._on_loop(self._fetcher.start, state)
+
+    def _drop(self, partitions: set[TopicPartition]) -> None:
+        with self._lock:
+            states = [self._states.pop(tp) for tp in partitions if tp in self._states]
+            if self._membership is not None:
+                self._membership.owned -= partitions
+        for state in states:
+            self._on_loop(self._fetcher.stop, state)
+
+    def _revoke(self, partitions: set[TopicPartition], *, lost: bool) -> Steps[None]:
+        if not partitions:
+            return
+        if lost:
+            callback = self._on_lost or self._on_revoke
+        else:
+            callback = self._on_revoke
+            if self.config.enable_auto_commit:
+                try:
+                    yield from self._commit(self._positions(partitions))
+                except GafkaError as exc:
+                    log.warning("event=commit_on_revoke_failed error=%r", str(exc))
+        with self._lock:
+            for tp in partitions:  # stop handing out records of partitions on their way out
+                state = self._states.get(tp)
+                if state is not None:
+                    state.paused = True
+        if callback is not None:
+            yield _Call(callback, set(partitions))
+        self._drop(partitions)
+        if self._membership is not None and not lost:
+            self._on_loop(self._membership.heartbeat_now)
+
+    def _reconcile(self) -> Steps[None]:
+        with self._lock:
+            lost, revoked, added = self._changes_locked()
+        yield from self._revoke(lost, lost=True)
+        yield from self._revoke(revoked, lost=False)
+        yield from self._add(added, callback=True)
+
+    def _poll(self, timeout: float, max_records: int | None) -> Steps[list[ConsumerRecord]]:
         self._check_open()
         deadline = time.monotonic() + max(timeout, 0)
         limit = max_records or self.config.max_poll_records
         while True:
-            self._reconcile()
+            yield from self._reconcile()
             if self._auto_commit_due():
-                self._auto_commit()
+                offsets = self._positions()
+                if offsets:
+                    yield _Spawn(self._commit(offsets, retry=False))
             with self._lock:
                 self._raise_errors_locked()
+                seen = self._notified
                 records, poke = self._take_locked(limit)
-                if not records:
-                    remaining = deadline - time.monotonic()
-                    if remaining <= 0:
-                        return []
-                    if not self._pending_locked():
-                        self._cond.wait(remaining)
-                    continue
+                pending = self._pending_locked()
             for state in poke:
                 self._on_loop(self._fetcher.poke, state)
-            return records
+            if records:
+                return records
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                return []
+            if not pending:
+                yield _Wait(seen, remaining)
 
-    def __iter__(self) -> Iterator[ConsumerRecord]:
-        while not self._closed:
-            yield from self.poll(1.0)
-
-    # -- commits -------------------------------------------------------------------------------------
-    def _auto_commit(self) -> None:
-        offsets = self._positions()
-        if offsets:
-            future = self.commit_async(offsets)
-            future.add_done_callback(_log_commit_failure)
-
-    def commit(self, offsets: Mapping[TopicPartition, OffsetAndMetadata | int] | None = None) -> None:
-        """Commit ``offsets`` (default: the position of every assigned partition) and wait for the answer."""
+    def _commit(
+        self, offsets: Mapping[TopicPartition, OffsetAndMetadata | int] | None = None, *, retry: bool = True
+    ) -> Steps[None]:
         if self.group_id is None:
             raise ValueError("commit() needs a group_id")
         chosen = self._positions() if offsets is None else _offsets_arg(offsets)
         if not chosen:
             return
+        path = f"/v1/groups/{q(self.group_id)}/offsets"
         for attempt in range(3):
             member_id, epoch = self._member()
             try:
-                self._http.json(
-                    self._metadata.any_broker(),
-                    "POST",
-                    f"/v1/groups/{q(self.group_id)}/offsets",
-                    _commit_document(member_id, epoch, chosen),
-                )
+                yield _Request(self._metadata.any_broker(), "POST", path, _commit_document(member_id, epoch, chosen))
                 return
             except StaleMemberEpochError:
-                if attempt == 2 or self._member()[1] == epoch:
+                if not retry or attempt == 2 or self._member()[1] == epoch:
                     raise  # not a race with a heartbeat: the partitions really moved
-                time.sleep(0.01)
+                yield _Sleep(0.01)
 
-    def commit_async(
-        self, offsets: Mapping[TopicPartition, OffsetAndMetadata | int] | None = None
-    ) -> concurrent.futures.Future[None]:
-        """Commit in the background; the future fails with the typed error if the broker refuses."""
-        if self.group_id is None:
-            raise ValueError("commit_async() needs a group_id")
-        chosen = self._positions() if offsets is None else _offsets_arg(offsets)
-        member_id, epoch = self._member()
-        document = _commit_document(member_id, epoch, chosen)
-        group = self.group_id
-
-        async def send() -> None:
-            if chosen:
-                await self._transport.json(
-                    self._metadata.any_broker(), "POST", f"/v1/groups/{q(group)}/offsets", document
-                )
-
-        return self._loop.submit(send())
-
-    def committed_offsets(
-        self, partitions: Iterable[TopicPartition] | None = None
-    ) -> dict[TopicPartition, OffsetAndMetadata]:
-        """The group's committed offsets (of ``partitions``, default all)."""
+    def _committed_offsets(
+        self, partitions: Iterable[TopicPartition | tuple[str, int]] | None = None
+    ) -> Steps[dict[TopicPartition, OffsetAndMetadata]]:
         if self.group_id is None:
             raise ValueError("committed offsets need a group_id")
         try:
-            answer = self._http.json(self._metadata.any_broker(), "GET", f"/v1/groups/{q(self.group_id)}/offsets")
+            answer = yield _Request(self._metadata.any_broker(), "GET", f"/v1/groups/{q(self.group_id)}/offsets")
         except NotFoundError:
             return {}
         return _parse_committed(answer, None if partitions is None else [_tp(tp) for tp in partitions])
 
-    def committed(self, partition: TopicPartition | tuple[str, int]) -> int | None:
-        """The committed offset of one partition (None if the group never committed it)."""
-        meta = self.committed_offsets([_tp(partition)]).get(_tp(partition))
+    def _committed(self, partition: TopicPartition | tuple[str, int]) -> Steps[int | None]:
+        meta = (yield from self._committed_offsets([partition])).get(_tp(partition))
         return None if meta is None else meta.offset
 
-    # -- lifecycle -----------------------------------------------------------------------------------
-    def close(self, autocommit: bool = True) -> None:
-        """Commit (with auto-commit), revoke, leave the group, stop fetching."""
+    def _close(self, autocommit: bool, leave_timeout: float | None) -> Steps[None]:
         if self._closed:
             return
         try:
             if self._membership is not None and self._subscription:
                 if not autocommit:
                     self.config.enable_auto_commit = False
-                self._revoke(set(self.assignment()), lost=False)
-                self._loop.run(self._membership.leave(), timeout=self.config.request_timeout_ms / 1000)
+                yield from self._revoke(self.assignment(), lost=False)
+                yield _Await(self._membership.leave, leave_timeout)
             elif autocommit and self.config.enable_auto_commit and self.group_id is not None and self._manual:
                 try:
-                    self.commit()
+                    yield from self._commit()
                 except GafkaError as exc:
                     log.warning("event=commit_on_close_failed error=%r", str(exc))
         finally:
@@ -629,9 +689,151 @@ class Consumer(_ConsumerBase):
             with self._lock:
                 states = list(self._states.values())
                 self._states.clear()
-                self._cond.notify_all()
+                self._notify()
             for state in states:
                 self._on_loop(self._fetcher.stop, state)
+
+
+class Consumer(_ConsumerCore):
+    """A blocking consumer. ``poll(timeout)`` returns a list of :class:`ConsumerRecord`.
+
+    ``Consumer(bootstrap, group_id="g", auto_offset_reset="earliest")`` then ``subscribe(["t"])`` joins
+    group ``g``; without a group, ``assign([("t", 0)])`` reads chosen partitions. Each method runs the
+    shared operation in the calling thread: requests go out on a blocking transport and rebalance
+    callbacks run here, inside ``poll``.
+    """
+
+    def __init__(
+        self, bootstrap: str | Sequence[str] = "http://127.0.0.1:9092", group_id: str | None = None, **config: Any
+    ):
+        super().__init__(bootstrap, group_id, config)
+        self._http = SyncTransport(timeout=self.config.request_timeout_ms / 1000)
+        self._loop = LoopThread("gafka-consumer")
+
+    def _on_loop(self, callback: Callable[..., Any], *args: Any) -> None:
+        self._loop.call(callback, *args)
+
+    def _run(self, steps: Steps[T]) -> T:
+        """Run an operation in this thread, performing each effect with blocking calls."""
+        value: Any = None
+        error: BaseException | None = None
+        while True:
+            try:
+                effect = steps.send(value) if error is None else steps.throw(error)
+            except StopIteration as done:
+                result: T = done.value
+                return result
+            value, error = None, None
+            try:
+                value = self._perform(effect)
+            except BaseException as exc:  # handed back to the operation (its finally blocks run in order)
+                error = exc
+
+    def _perform(self, effect: _Effect) -> Any:
+        match effect:
+            case _Request(url, method, path, document, params):
+                return self._http.json(url, method, path, document, params=params)
+            case _Refresh(topic):
+                return refresh_sync(self._http, self._metadata, topic)
+            case _Call(callback, partitions):
+                callback(partitions)
+            case _Sleep(seconds):
+                time.sleep(seconds)
+            case _Wait(seen, timeout):
+                with self._cond:
+                    if self._notified == seen:
+                        self._cond.wait(timeout)
+            case _Await(coroutine, timeout):
+                self._loop.run(coroutine(), timeout)
+            case _Spawn(steps):
+                self._loop.submit(self._drive_async(steps)).add_done_callback(_log_commit_failure)
+        return None
+
+    # -- assignment ----------------------------------------------------------------------------------
+    def subscribe(
+        self,
+        topics: Iterable[str] | str,
+        *,
+        on_assign: Callback | None = None,
+        on_revoke: Callback | None = None,
+        on_lost: Callback | None = None,
+    ) -> None:
+        """Join the group for ``topics``; callbacks get a set of TopicPartition and run inside ``poll``."""
+        self._run(self._subscribe(topics, on_assign, on_revoke, on_lost))
+
+    def unsubscribe(self) -> None:
+        """Leave the group (revoking everything) and forget the subscription."""
+        self._run(self._unsubscribe())
+
+    def assign(self, partitions: Iterable[TopicPartition | tuple[str, int]]) -> None:
+        """Read exactly these partitions (no group membership; commits still go to ``group_id`` if set)."""
+        self._run(self._assign(partitions))
+
+    def unassign(self) -> None:
+        self.assign([])
+
+    def partitions_for(self, topic: str) -> list[int]:
+        """The partition numbers of ``topic`` (raises UnknownTopicOrPartitionError)."""
+        return self._run(self._partitions_for(topic))
+
+    # -- positions -----------------------------------------------------------------------------------
+    def offsets_for_times(self, timestamps: Mapping[TopicPartition, int]) -> dict[TopicPartition, int]:
+        """The first offset at or after each timestamp (ms); the end offset when every record is older."""
+        return self._run(self._offsets_for_times(timestamps))
+
+    def beginning_offsets(self, partitions: Iterable[TopicPartition]) -> dict[TopicPartition, int]:
+        return self._run(self._offsets_at(partitions, "earliest"))
+
+    def end_offsets(self, partitions: Iterable[TopicPartition]) -> dict[TopicPartition, int]:
+        return self._run(self._offsets_at(partitions, "latest"))
+
+    def seek_to_beginning(self, partitions: Iterable[TopicPartition] | None = None) -> None:
+        self._run(self._seek_to(partitions, "earliest"))
+
+    def seek_to_end(self, partitions: Iterable[TopicPartition] | None = None) -> None:
+        self._run(self._seek_to(partitions, "latest"))
+
+    # -- polling -------------------------------------------------------------------------------------
+    def poll(self, timeout: float = 1.0, max_records: int | None = None) -> list[ConsumerRecord]:
+        """Records available within ``timeout`` seconds (an empty list if none); runs rebalance callbacks."""
+        return self._run(self._poll(timeout, max_records))
+
+    def __iter__(self) -> Iterator[ConsumerRecord]:
+        while not self._closed:
+            yield from self.poll(1.0)
+
+    # -- commits -------------------------------------------------------------------------------------
+    def commit(self, offsets: Mapping[TopicPartition, OffsetAndMetadata | int] | None = None) -> None:
+        """Commit ``offsets`` (default: the position of every assigned partition) and wait for the answer."""
+        self._run(self._commit(offsets))
+
+    def commit_async(
+        self, offsets: Mapping[TopicPartition, OffsetAndMetadata | int] | None = None
+    ) -> concurrent.futures.Future[None]:
+        """Commit in the background; the future fails with the typed error if the broker refuses."""
+        if self.group_id is None:
+            raise ValueError("commit_async() needs a group_id")
+        chosen = self._positions() if offsets is None else _offsets_arg(offsets)
+        return self._loop.submit(self._drive_async(self._commit(chosen, retry=False)))
+
+    def committed_offsets(
+        self, partitions: Iterable[TopicPartition] | None = None
+    ) -> dict[TopicPartition, OffsetAndMetadata]:
+        """The group's committed offsets (of ``partitions``, default all)."""
+        return self._run(self._committed_offsets(partitions))
+
+    def committed(self, partition: TopicPartition | tuple[str, int]) -> int | None:
+        """The committed offset of one partition (None if the group never committed it)."""
+        return self._run(self._committed(partition))
+
+    # -- lifecycle -----------------------------------------------------------------------------------
+    def close(self, autocommit: bool = True) -> None:
+        """Commit (with auto-commit), revoke, leave the group, stop fetching."""
+        if self._closed:
+            return
+        try:
+            self._run(self._close(autocommit, self.config.request_timeout_ms / 1000))
+        finally:
             with contextlib.suppress(Exception):  # closing must not fail
                 self._loop.run(self._transport.close(), 5)
             self._loop.stop()
@@ -646,28 +848,8 @@ class Consumer(_ConsumerBase):
         self.close()
 
 
-def _offsets_arg(offsets: Mapping[Any, OffsetAndMetadata | int]) -> dict[TopicPartition, OffsetAndMetadata]:
-    return {
-        _tp(tp): meta if isinstance(meta, OffsetAndMetadata) else OffsetAndMetadata(int(meta))
-        for tp, meta in offsets.items()
-    }
-
-
-def _log_commit_failure(future: concurrent.futures.Future[None] | asyncio.Future[None]) -> None:
-    if future.cancelled():
-        return
-    error = future.exception()
-    if error is not None:
-        log.warning("event=auto_commit_failed error=%r", str(error))
-
-
-async def _maybe_await(result: Any) -> None:
-    if inspect.isawaitable(result):
-        await result
-
-
 # -- asyncio consumer --------------------------------------------------------------------------------
-class AsyncConsumer(_ConsumerBase):
+class AsyncConsumer(_ConsumerCore):
     """The asyncio consumer: the same API with ``await`` (callbacks may be coroutine functions)."""
 
     def __init__(
@@ -675,10 +857,8 @@ class AsyncConsumer(_ConsumerBase):
     ):
         super().__init__(bootstrap, group_id, config)
 
-    def _event(self) -> asyncio.Event:
-        if self._async_event is None:
-            self._async_event = asyncio.Event()
-        return self._async_event
+    def _on_loop(self, callback: Callable[..., Any], *args: Any) -> None:
+        callback(*args)  # this consumer lives on the loop
 
     async def subscribe(
         self,
@@ -688,177 +868,40 @@ class AsyncConsumer(_ConsumerBase):
         on_revoke: Callback | None = None,
         on_lost: Callback | None = None,
     ) -> None:
-        names = self._check_subscribe(topics)
         self._event()
-        for name in names:
-            await refresh_async(self._transport, self._metadata, name)
-        self._subscription = names
-        self._on_assign, self._on_revoke, self._on_lost = on_assign, on_revoke, on_lost
-        assert self._membership is not None
-        self._membership.start(names)
+        await self._drive_async(self._subscribe(topics, on_assign, on_revoke, on_lost))
 
     async def unsubscribe(self) -> None:
-        if self._membership is not None and self._subscription:
-            await self._revoke(set(self.assignment()), lost=False)
-            await self._membership.leave()
-        self._subscription = []
+        await self._drive_async(self._unsubscribe())
 
     async def assign(self, partitions: Iterable[TopicPartition | tuple[str, int]]) -> None:
-        self._check_open()
         self._event()
-        if self._subscription:
-            raise ValueError("this consumer is subscribed; call unsubscribe() first")
-        wanted = {_tp(item) for item in partitions}
-        for topic in {tp.topic for tp in wanted}:
-            info = await refresh_async(self._transport, self._metadata, topic)
-            assert info is not None
-            for tp in wanted:
-                if tp.topic == topic and not 0 <= tp.partition < len(info.partitions):
-                    raise UnknownTopicOrPartitionError(f"topic {topic!r} has no partition {tp.partition}")
-        self._manual = bool(wanted)
-        self._drop(set(self._states) - wanted)
-        await self._add(wanted - set(self._states), callback=False)
+        await self._drive_async(self._assign(partitions))
+
+    async def unassign(self) -> None:
+        await self.assign([])
 
     async def partitions_for(self, topic: str) -> list[int]:
-        info = await refresh_async(self._transport, self._metadata, topic)
-        assert info is not None
-        return [p.partition for p in info.partitions]
+        return await self._drive_async(self._partitions_for(topic))
 
-    async def _reset_offset(self, tp: TopicPartition, policy: str | None = None) -> int:
-        policy = policy or self.config.auto_offset_reset
-        if policy == "none":
-            raise NoOffsetForPartitionError(
-                f"{tp.topic}-{tp.partition} has no committed offset and auto_offset_reset is none"
-            )
-        answer = await self._transport.json(
-            self._metadata.leader_url(tp.topic, tp.partition), "GET", _offsets_path(tp), params={"at": policy}
-        )
-        return int(answer["offset"])
+    async def offsets_for_times(self, timestamps: Mapping[TopicPartition, int]) -> dict[TopicPartition, int]:
+        return await self._drive_async(self._offsets_for_times(timestamps))
 
     async def beginning_offsets(self, partitions: Iterable[TopicPartition]) -> dict[TopicPartition, int]:
-        return {_tp(tp): await self._reset_offset(_tp(tp), "earliest") for tp in partitions}
+        return await self._drive_async(self._offsets_at(partitions, "earliest"))
 
     async def end_offsets(self, partitions: Iterable[TopicPartition]) -> dict[TopicPartition, int]:
-        return {_tp(tp): await self._reset_offset(_tp(tp), "latest") for tp in partitions}
-
-    async def _add(self, partitions: set[TopicPartition], *, callback: bool) -> None:
-        if not partitions:
-            return
-        committed = await self.committed_offsets(partitions) if self.group_id is not None else {}
-        states: list[PartitionState] = []
-        for tp in sorted(partitions):
-            state = PartitionState(tp)
-            if tp in committed:
-                state.reset(committed[tp].offset)
-            else:
-                try:
-                    state.reset(await self._reset_offset(tp))
-                except NoOffsetForPartitionError as exc:
-                    state.error = exc
-            states.append(state)
-        with self._lock:
-            for state in states:
-                self._states[state.tp] = state
-            if self._membership is not None:
-                self._membership.owned |= partitions
-        if callback and self._on_assign is not None:
-            await _maybe_await(self._on_assign(set(partitions)))
-        for state in states:
-            self._fetcher.start(state)
-
-    def _drop(self, partitions: set[TopicPartition]) -> None:
-        with self._lock:
-            states = [self._states.pop(tp) for tp in partitions if tp in self._states]
-            if self._membership is not None:
-                self._membership.owned -= partitions
-        for state in states:
-            self._fetcher.stop(state)
-
-    async def _revoke(self, partitions: set[TopicPartition], *, lost: bool) -> None:
-        if not partitions:
-            return
-        if lost:
-            callback = self._on_lost or self._on_revoke
-        else:
-            callback = self._on_revoke
-            if self.config.enable_auto_commit:
-                try:
-                    await self.commit(self._positions_locked(partitions))
-                except GafkaError as exc:
-                    log.warning("event=commit_on_revoke_failed error=%r", str(exc))
-        for tp in partitions:
-            state = self._states.get(tp)
-            if state is not None:
-                state.paused = True
-        if callback is not None:
-            await _maybe_await(callback(set(partitions)))
-        self._drop(partitions)
-        if self._membership is not None and not lost:
-            self._membership.heartbeat_now()
-
-    async def _reconcile(self) -> None:
-        lost, revoked, added = self._changes_locked()
-        await self._revoke(lost, lost=True)
-        await self._revoke(revoked, lost=False)
-        await self._add(added, callback=True)
-
-    def position(self, partition: TopicPartition | tuple[str, int]) -> int:
-        return self._position_of(partition)
-
-    def seek(self, partition: TopicPartition | tuple[str, int], offset: int) -> None:
-        state = self._assigned_state(partition)
-        state.reset(offset)
-        self._fetcher.poke(state)
+        return await self._drive_async(self._offsets_at(partitions, "latest"))
 
     async def seek_to_beginning(self, partitions: Iterable[TopicPartition] | None = None) -> None:
-        for tp in list(self.assignment() if partitions is None else partitions):
-            self.seek(tp, await self._reset_offset(_tp(tp), "earliest"))
+        await self._drive_async(self._seek_to(partitions, "earliest"))
 
     async def seek_to_end(self, partitions: Iterable[TopicPartition] | None = None) -> None:
-        for tp in list(self.assignment() if partitions is None else partitions):
-            self.seek(tp, await self._reset_offset(_tp(tp), "latest"))
-
-    def pause(self, partitions: Iterable[TopicPartition | tuple[str, int]]) -> None:
-        for item in partitions:
-            state = self._states.get(_tp(item))
-            if state is not None:
-                state.paused = True
-
-    def resume(self, partitions: Iterable[TopicPartition | tuple[str, int]]) -> None:
-        for item in partitions:
-            state = self._states.get(_tp(item))
-            if state is not None:
-                state.paused = False
-                self._fetcher.poke(state)
+        await self._drive_async(self._seek_to(partitions, "latest"))
 
     async def poll(self, timeout: float = 1.0, max_records: int | None = None) -> list[ConsumerRecord]:  # noqa: ASYNC109
-        self._check_open()
-        event = self._event()
-        deadline = time.monotonic() + max(timeout, 0)
-        limit = max_records or self.config.max_poll_records
-        while True:
-            await self._reconcile()
-            if self._auto_commit_due():
-                offsets = self._positions_locked()
-                if offsets:
-                    task = asyncio.get_running_loop().create_task(self.commit(offsets))
-                    task.add_done_callback(_log_commit_failure)
-            self._raise_errors_locked()
-            event.clear()
-            records, poke = self._take_locked(limit)
-            for state in poke:
-                self._fetcher.poke(state)
-            if records:
-                return records
-            remaining = deadline - time.monotonic()
-            if remaining <= 0:
-                return []
-            if not self._pending_locked():
-                try:
-                    async with asyncio.timeout(remaining):
-                        await event.wait()
-                except TimeoutError:
-                    pass
+        self._event()
+        return await self._drive_async(self._poll(timeout, max_records))
 
     def __aiter__(self) -> AsyncIterator[ConsumerRecord]:
         return self._iterate()
@@ -869,65 +912,22 @@ class AsyncConsumer(_ConsumerBase):
                 yield record
 
     async def commit(self, offsets: Mapping[TopicPartition, OffsetAndMetadata | int] | None = None) -> None:
-        if self.group_id is None:
-            raise ValueError("commit() needs a group_id")
-        chosen = self._positions_locked() if offsets is None else _offsets_arg(offsets)
-        if not chosen:
-            return
-        for attempt in range(3):
-            member_id, epoch = self._member()
-            try:
-                await self._transport.json(
-                    self._metadata.any_broker(),
-                    "POST",
-                    f"/v1/groups/{q(self.group_id)}/offsets",
-                    _commit_document(member_id, epoch, chosen),
-                )
-                return
-            except StaleMemberEpochError:
-                if attempt == 2 or self._member()[1] == epoch:
-                    raise
-                await asyncio.sleep(0.01)
+        await self._drive_async(self._commit(offsets))
 
     async def committed_offsets(
         self, partitions: Iterable[TopicPartition] | None = None
     ) -> dict[TopicPartition, OffsetAndMetadata]:
-        if self.group_id is None:
-            raise ValueError("committed offsets need a group_id")
-        try:
-            answer = await self._transport.json(
-                self._metadata.any_broker(), "GET", f"/v1/groups/{q(self.group_id)}/offsets"
-            )
-        except NotFoundError:
-            return {}
-        return _parse_committed(answer, None if partitions is None else [_tp(tp) for tp in partitions])
+        return await self._drive_async(self._committed_offsets(partitions))
 
     async def committed(self, partition: TopicPartition | tuple[str, int]) -> int | None:
-        meta = (await self.committed_offsets([_tp(partition)])).get(_tp(partition))
-        return None if meta is None else meta.offset
+        return await self._drive_async(self._committed(partition))
 
     async def close(self, autocommit: bool = True) -> None:
         if self._closed:
             return
         try:
-            if self._membership is not None and self._subscription:
-                if not autocommit:
-                    self.config.enable_auto_commit = False
-                await self._revoke(set(self._states), lost=False)
-                await self._membership.leave()
-            elif autocommit and self.config.enable_auto_commit and self.group_id is not None and self._manual:
-                try:
-                    await self.commit()
-                except GafkaError as exc:
-                    log.warning("event=commit_on_close_failed error=%r", str(exc))
+            await self._drive_async(self._close(autocommit, None))
         finally:
-            self._closed = True
-            self._fetcher.closed = True
-            for state in list(self._states.values()):
-                self._fetcher.stop(state)
-            self._states.clear()
-            if self._async_event is not None:
-                self._async_event.set()
             await self._transport.close()
 
     async def __aenter__(self) -> AsyncConsumer:

@@ -137,3 +137,30 @@ def test_async_consumer(shared_broker: BrokerProcess, new_topic: Callable[..., s
             return offsets
 
     assert asyncio.run(run()) == [*range(20), 18, 19]
+
+
+def _public_operations(face: type) -> set[str]:
+    return {name for name in dir(face) if not name.startswith("_")}
+
+
+def test_both_consumers_offer_the_same_operations() -> None:
+    """One implementation, two faces: every operation exists on both (blocking-only extras named here)."""
+    blocking_only = {"commit_async"}
+    assert _public_operations(Consumer) - blocking_only == _public_operations(AsyncConsumer)
+
+
+def test_async_consumer_offsets_for_times_and_unassign(
+    shared_broker: BrokerProcess, new_topic: Callable[..., str]
+) -> None:
+    topic = new_topic()
+    fill(shared_broker.url, topic, 5)
+    tp = TopicPartition(topic, 0)
+
+    async def run() -> tuple[dict[TopicPartition, int], set[TopicPartition]]:
+        async with AsyncConsumer(shared_broker.url) as consumer:
+            await consumer.assign([tp])
+            found = await consumer.offsets_for_times({tp: 0})
+            await consumer.unassign()
+            return found, consumer.assignment()
+
+    assert asyncio.run(run()) == ({tp: 0}, set())
