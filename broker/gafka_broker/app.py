@@ -20,6 +20,7 @@ from starlette.routing import Route
 from gafka_broker.api.common import Endpoint, timed
 from gafka_broker.api.fetch import FetchHandlers
 from gafka_broker.api.groups import GroupHandlers
+from gafka_broker.api.http_errors import exception_handlers
 from gafka_broker.api.offsets import OffsetHandlers
 from gafka_broker.api.ops import OpsHandlers
 from gafka_broker.api.produce import ProduceHandlers
@@ -31,7 +32,6 @@ from gafka_broker.controller.client import LocalControllerClient, RemoteControll
 from gafka_broker.controller.controller import Controller, ControllerSettings
 from gafka_broker.controller.service import ControllerService
 from gafka_broker.controller.store import FileMetadataStore
-from gafka_broker.errors import exception_handlers
 from gafka_broker.log.group_commit import GroupCommitter
 from gafka_broker.log.manager import LogManager
 from gafka_broker.metadata import META_FILE, BrokerMeta, load_or_create_meta

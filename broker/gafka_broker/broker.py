@@ -27,6 +27,8 @@ from gafka_broker.controller.client import ControllerClient
 from gafka_broker.controller.decisions import ControllerError
 from gafka_broker.controller.metadata import NO_LEADER, ClusterMetadata, PartitionState, TopicInfo
 from gafka_broker.controller.service import ControllerService
+from gafka_broker.core.fetch import Reader
+from gafka_broker.core.produce import Appender
 from gafka_broker.errors import ApiError, ErrorCode
 from gafka_broker.groups.service import OFFSETS_TOPIC, GroupService
 from gafka_broker.log.group_commit import GroupCommitter
@@ -142,6 +144,10 @@ class Broker:
         )
         self.forwarder = Forwarder(broker_id)
         self.producer_ids = ProducerIdAllocator(controller)
+        self.appender = Appender(self)
+        """Appends for every face (see :mod:`gafka_broker.core.produce`)."""
+        self.reader = Reader(self)
+        """Reads for every face (see :mod:`gafka_broker.core.fetch`)."""
         self.groups = GroupService(self)
         """The group coordinator and everything it needs (see :mod:`gafka_broker.groups.service`)."""
 

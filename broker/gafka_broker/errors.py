@@ -1,25 +1,17 @@
 """API error codes (named after Kafka's where one exists), their HTTP statuses, and the one exception type.
 
-Every error the API returns is ``{"error_code": "NAME", "message": "...", ...extra}``. Handlers raise
-:class:`ApiError`; the Starlette exception handlers below turn it, and anything Starlette itself raises,
-into that body, so no client ever sees an HTML page or a bare 500 for its own mistake.
+Every face answers :class:`ApiError` in its own way: the HTTP API as ``{"error_code": "NAME", "message":
+"...", ...extra}`` with the code's status (:mod:`gafka_broker.api.http_errors`), the Kafka listener as
+Kafka's numeric error code of the same name. Nothing here knows about a protocol.
 """
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Mapping
 from enum import StrEnum
 from typing import Any
 
-import orjson
-from starlette.exceptions import HTTPException
-from starlette.requests import Request
-from starlette.responses import Response
-
-__all__ = ["ApiError", "ErrorCode", "error_body", "error_response", "exception_handlers"]
-
-log = logging.getLogger("gafka.broker.http")
+__all__ = ["ApiError", "ErrorCode", "error_body"]
 
 
 class ErrorCode(StrEnum):
@@ -107,16 +99,6 @@ HTTP_STATUS: Mapping[ErrorCode, int] = {
 }
 """The HTTP status of every code (the table in docs/api.md)."""
 
-_BY_STATUS = {
-    400: ErrorCode.INVALID_REQUEST,
-    404: ErrorCode.NOT_FOUND,
-    405: ErrorCode.METHOD_NOT_ALLOWED,
-    413: ErrorCode.RECORD_LIST_TOO_LARGE,
-    415: ErrorCode.UNSUPPORTED_MEDIA_TYPE,
-    429: ErrorCode.THROTTLING_QUOTA_EXCEEDED,
-    503: ErrorCode.BROKER_NOT_AVAILABLE,
-}
-
 
 class ApiError(Exception):
     """A request the broker answers with an error body; ``extra`` fields join ``error_code`` and ``message``."""
@@ -140,49 +122,9 @@ class ApiError(Exception):
     def body(self) -> dict[str, Any]:
         return error_body(self.code, self.message, **self.extra)
 
-    def response(self) -> Response:
-        return error_response(self.status, self.body(), self.headers)
-
 
 def error_body(code: ErrorCode, message: str, **extra: Any) -> dict[str, Any]:
     """The JSON object of one error, also used for per-record errors inside a 207."""
     body: dict[str, Any] = {"error_code": code.value, "message": message}
     body.update(extra)
     return body
-
-
-def error_response(status: int, body: Mapping[str, Any], headers: Mapping[str, str] | None = None) -> Response:
-    return Response(orjson.dumps(body), status_code=status, headers=headers, media_type="application/json")
-
-
-async def _api_error(_request: Request, exc: Exception) -> Response:
-    assert isinstance(exc, ApiError)
-    return exc.response()
-
-
-async def _http_exception(_request: Request, exc: Exception) -> Response:
-    """Starlette's own errors (no such route, wrong method) in our error format."""
-    assert isinstance(exc, HTTPException)
-    code = _BY_STATUS.get(exc.status_code, ErrorCode.INVALID_REQUEST)
-    if exc.status_code >= 500:
-        code = ErrorCode.UNKNOWN_SERVER_ERROR
-    return error_response(exc.status_code, error_body(code, str(exc.detail)), exc.headers)
-
-
-async def _unexpected(request: Request, exc: Exception) -> Response:
-    log.error(
-        "event=unhandled_error method=%s path=%s error=%s",
-        request.method,
-        request.url.path,
-        type(exc).__name__,
-        exc_info=exc,
-    )
-    return error_response(500, error_body(ErrorCode.UNKNOWN_SERVER_ERROR, "internal error; see the broker log"))
-
-
-exception_handlers: dict[Any, Any] = {
-    ApiError: _api_error,
-    HTTPException: _http_exception,
-    Exception: _unexpected,
-}
-"""Pass to ``Starlette(exception_handlers=...)``."""

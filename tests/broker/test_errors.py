@@ -6,6 +6,7 @@ from pathlib import Path
 
 import orjson
 
+from gafka_broker.api.http_errors import api_error_response
 from gafka_broker.errors import HTTP_STATUS, ApiError, ErrorCode
 
 CLIENT_MISTAKES = {
@@ -36,7 +37,7 @@ def test_every_code_has_a_status() -> None:
 
 def test_api_error_body_and_response() -> None:
     error = ApiError(ErrorCode.OFFSET_OUT_OF_RANGE, "out", log_start_offset=0, high_watermark=5)
-    response = error.response()
+    response = api_error_response(error)
     assert response.status_code == 416
     assert response.media_type == "application/json"
     assert orjson.loads(bytes(response.body)) == {

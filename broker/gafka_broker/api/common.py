@@ -11,6 +11,8 @@ from starlette.datastructures import QueryParams
 from starlette.requests import Request
 from starlette.responses import Response
 
+from gafka_broker.api.http_errors import api_error_response
+from gafka_broker.core.produce import ACKS_ALL
 from gafka_broker.errors import ApiError, ErrorCode
 from gafka_broker.metrics import HTTP_ERRORS, REQUEST_LATENCY
 
@@ -35,7 +37,6 @@ BATCH_MEDIA_TYPE = "application/vnd.gafka.record-batch.v2"
 """Raw RecordBatch v2 bytes, one or more batches back to back (``application/octet-stream`` is accepted too)."""
 BINARY_MEDIA_TYPES = frozenset({BATCH_MEDIA_TYPE, "application/octet-stream"})
 
-ACKS_ALL = -1
 _ACKS = {"0": 0, "1": 1, "all": ACKS_ALL, "-1": ACKS_ALL}
 _CLOSE = {"connection": "close"}
 
@@ -185,7 +186,7 @@ def timed(route: str, method: str, handler: Endpoint) -> Endpoint:
             response = await handler(request)
         except ApiError as exc:
             HTTP_ERRORS.labels(route, exc.code.value).inc()
-            response = exc.response()
+            response = api_error_response(exc)
         histogram.observe(time.perf_counter() - started)
         return response
 

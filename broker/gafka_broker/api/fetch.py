@@ -14,15 +14,12 @@ from __future__ import annotations
 from starlette.requests import Request
 from starlette.responses import Response
 
-from gafka.protocol.record_batch import CorruptRecordError, InvalidRecordError, decode_batches, iter_batches
+from gafka.protocol.record_batch import CorruptRecordError, InvalidRecordError, decode_batches
 from gafka_broker.api.common import BATCH_MEDIA_TYPE, json_response, query_int
 from gafka_broker.broker import Broker, RemoteLeader
 from gafka_broker.errors import ApiError, ErrorCode
 from gafka_broker.json_codec import RecordFormatError, parse_format, record_to_json
-from gafka_broker.log.errors import OffsetOutOfRangeError
-from gafka_broker.log.partition_log import ReadResult
-from gafka_broker.metrics import LONG_POLLS, topic_metrics
-from gafka_broker.partition import BrokerPartition
+from gafka_broker.metrics import topic_metrics
 from gafka_broker.replication.forwarding import is_forwarded
 
 __all__ = ["DEFAULT_MAX_BYTES", "DEFAULT_MAX_WAIT_MS", "FetchHandlers"]
@@ -49,39 +46,6 @@ class FetchHandlers:
     def __init__(self, broker: Broker) -> None:
         self.broker = broker
         self.config = broker.config
-
-    def _read(self, partition: BrokerPartition, offset: int, max_bytes: int) -> ReadResult:
-        """Read for a consumer: valid offsets are ``log_start_offset..high_watermark``."""
-        try:
-            if offset > partition.log_end_offset:  # between the two: valid, just not committed yet (empty)
-                raise OffsetOutOfRangeError(offset, partition.log_start_offset, partition.log_end_offset)
-            return partition.read(offset, max_bytes)
-        except OffsetOutOfRangeError as exc:
-            high_watermark = partition.high_watermark
-            raise ApiError(
-                ErrorCode.OFFSET_OUT_OF_RANGE,
-                f"offset {offset} is out of range; valid offsets are {exc.log_start_offset}..{high_watermark}",
-                log_start_offset=exc.log_start_offset,
-                high_watermark=high_watermark,
-                log_end_offset=exc.log_end_offset,
-            ) from None
-
-    async def _park(self, partition: BrokerPartition, needed: int, max_wait_ms: int) -> None:
-        broker = self.broker
-        if broker.long_polls >= self.config.max_concurrent_long_polls:
-            raise ApiError(
-                ErrorCode.THROTTLING_QUOTA_EXCEEDED,
-                f"{broker.long_polls} fetches are already waiting for data "
-                f"(max_concurrent_long_polls={self.config.max_concurrent_long_polls}); retry, or use max_wait_ms=0",
-                headers={"retry-after": "1"},
-            )
-        broker.long_polls += 1
-        LONG_POLLS.inc()
-        try:
-            await partition.wait_for_data(needed, max_wait_ms / 1000)
-        finally:
-            broker.long_polls -= 1
-            LONG_POLLS.dec()
 
     async def _elsewhere(
         self, request: Request, topic: str, leader: RemoteLeader, raw: bool, max_wait_ms: int
@@ -115,32 +79,26 @@ class FetchHandlers:
             value_format = parse_format(query.get("value_format"), "value_format")
         except RecordFormatError as exc:
             raise ApiError(ErrorCode.INVALID_REQUEST, str(exc)) from None
-        result = self._read(partition, offset, max_bytes)
-        if len(result.data) < min_bytes and max_wait_ms > 0 and not broker.stopping:
-            await self._park(partition, min_bytes - len(result.data), max_wait_ms)
+        fetched = self.broker.reader.read(partition, offset, max_bytes)
+        if self.broker.reader.can_park(min_bytes, len(fetched.data), max_wait_ms):
+            await self.broker.reader.park([(partition, min_bytes - len(fetched.data))], max_wait_ms)
             routed = broker.route(topic, params["partition"])  # 404 if deleted meanwhile
             if isinstance(routed, RemoteLeader):  # leadership moved while we waited
                 return await self._elsewhere(request, topic, routed, raw, 0)
             partition = routed
-            result = self._read(partition, offset, max_bytes)
-        data = result.data
-        high_watermark = partition.high_watermark
-        next_offset = offset
-        batch_records = 0
-        for _position, header in iter_batches(data):
-            batch_records += header.records_count
-            next_offset = max(next_offset, header.next_offset)
-        next_offset = min(next_offset, high_watermark) if data else offset
+            fetched = self.broker.reader.read(partition, offset, max_bytes)
+        data = fetched.data
+        high_watermark = fetched.high_watermark
+        next_offset = fetched.next_offset
         metrics = topic_metrics(topic)
-        metrics.bytes_out.inc(len(data))
         if raw:
-            metrics.messages_out.inc(batch_records)
+            metrics.messages_out.inc(fetched.record_count)
             return Response(
                 data,
                 media_type=BATCH_MEDIA_TYPE,
                 headers={
                     "gafka-high-watermark": str(high_watermark),
-                    "gafka-log-start-offset": str(result.log_start_offset),
+                    "gafka-log-start-offset": str(fetched.log_start_offset),
                     "gafka-next-offset": str(next_offset),
                 },
             )
@@ -157,7 +115,7 @@ class FetchHandlers:
             {
                 "records": records,
                 "high_watermark": high_watermark,
-                "log_start_offset": result.log_start_offset,
+                "log_start_offset": fetched.log_start_offset,
                 "next_offset": next_offset,
             }
         )

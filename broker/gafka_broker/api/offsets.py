@@ -7,6 +7,7 @@ from starlette.responses import Response
 
 from gafka_broker.api.common import json_response
 from gafka_broker.broker import Broker, RemoteLeader
+from gafka_broker.core.offsets import EARLIEST, LATEST, list_offset
 from gafka_broker.errors import ApiError, ErrorCode
 from gafka_broker.replication.forwarding import is_forwarded
 
@@ -40,20 +41,20 @@ class OffsetHandlers:
         partition = routed
         at = (request.query_params.get("at") or "latest").strip().lower()
         if at in _EARLIEST:
-            return json_response({"offset": partition.log_start_offset})
-        if at in _LATEST:
-            return json_response({"offset": partition.high_watermark})
-        try:
-            timestamp = int(at)
-        except ValueError:
-            timestamp = -1
-        if timestamp < 0:
-            raise ApiError(
-                ErrorCode.INVALID_REQUEST,
-                f"at must be earliest, latest or a timestamp in milliseconds >= 0, got {at!r}",
-            )
-        found = partition.log.offset_for_timestamp(timestamp)
-        if found is None or found[0] >= partition.high_watermark:
-            return json_response({"offset": partition.high_watermark})
-        offset, record_timestamp = found
-        return json_response({"offset": max(offset, partition.log_start_offset), "timestamp": record_timestamp})
+            found = list_offset(partition, EARLIEST)
+        elif at in _LATEST:
+            found = list_offset(partition, LATEST)
+        else:
+            try:
+                timestamp = int(at)
+            except ValueError:
+                timestamp = -1
+            if timestamp < 0:
+                raise ApiError(
+                    ErrorCode.INVALID_REQUEST,
+                    f"at must be earliest, latest or a timestamp in milliseconds >= 0, got {at!r}",
+                )
+            found = list_offset(partition, timestamp)
+        if found.timestamp is None:
+            return json_response({"offset": found.offset})
+        return json_response({"offset": found.offset, "timestamp": found.timestamp})

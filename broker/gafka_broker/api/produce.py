@@ -22,9 +22,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from gafka.partitioner import partition_for_key
-from gafka.protocol.record_batch import CorruptRecordError, InvalidRecordError, iter_batches
 from gafka_broker.api.common import (
-    ACKS_ALL,
     json_response,
     parse_acks,
     query_int,
@@ -33,40 +31,17 @@ from gafka_broker.api.common import (
     require_json,
 )
 from gafka_broker.broker import Broker, RemoteLeader
+from gafka_broker.core.produce import ACKS_ALL
 from gafka_broker.errors import ApiError, ErrorCode
 from gafka_broker.json_codec import ProduceRecord, RecordFormatError, encode_batches, parse_produce_body
-from gafka_broker.log.errors import LogError, RecordTooLargeError
 from gafka_broker.log.partition_log import AppendResult
 from gafka_broker.metrics import topic_metrics
-from gafka_broker.partition import BrokerPartition, CommitError, NotLeaderError
+from gafka_broker.partition import BrokerPartition
 from gafka_broker.replication.forwarding import is_forwarded
-from gafka_broker.replication.producer_state import ProducerStateError
 
 __all__ = ["ProduceHandlers"]
 
 log = logging.getLogger("gafka.broker.produce")
-
-
-def _append_error(exc: Exception) -> ApiError:
-    """What an append failure means for the client."""
-    if isinstance(exc, RecordTooLargeError):
-        return ApiError(ErrorCode.MESSAGE_TOO_LARGE, str(exc))
-    if isinstance(exc, CorruptRecordError):
-        return ApiError(ErrorCode.CORRUPT_MESSAGE, str(exc))
-    if isinstance(exc, InvalidRecordError):
-        return ApiError(ErrorCode.INVALID_RECORD, str(exc))
-    if isinstance(exc, NotLeaderError):
-        return ApiError(ErrorCode.NOT_LEADER_OR_FOLLOWER, f"{exc}; refresh metadata and retry on the new leader")
-    if isinstance(exc, ProducerStateError):
-        return ApiError(ErrorCode(exc.code), exc.message)
-    return ApiError(ErrorCode.KAFKA_STORAGE_ERROR, f"the log could not store the records: {exc}")
-
-
-def _commit_error(exc: CommitError) -> ApiError:
-    return ApiError(ErrorCode(exc.code), exc.message)
-
-
-_APPEND_ERRORS = (CorruptRecordError, InvalidRecordError, LogError, OSError, NotLeaderError, ProducerStateError)
 
 
 class ProduceHandlers:
@@ -75,45 +50,12 @@ class ProduceHandlers:
     def __init__(self, broker: Broker) -> None:
         self.broker = broker
         self.config = broker.config
-        self._background: set[asyncio.Task[None]] = set()
 
     # -- shared --------------------------------------------------------------------------------------
-    def _check_acks(self, acks: int, partitions: list[BrokerPartition], min_isr: int) -> None:
-        if acks != ACKS_ALL:
-            return
-        for partition in partitions:
-            if len(partition.isr) < min_isr:
-                raise ApiError(
-                    ErrorCode.NOT_ENOUGH_REPLICAS,
-                    f"acks=all needs min.insync.replicas={min_isr} in-sync replicas; partition "
-                    f"{partition.partition} of {partition.topic!r} has {len(partition.isr)}",
-                )
-
-    async def _durable(self, acks: int, partitions: list[BrokerPartition]) -> None:
-        """Wait for the fsync the topic's ``flush.messages`` asks for; with acks=0 let it run on its own."""
-        committer = self.broker.committer
-        if committer is None:
-            return
-        if acks == 0:
-            for partition in partitions:
-                task = asyncio.get_running_loop().create_task(committer.after_append(partition.log))
-                self._background.add(task)
-                task.add_done_callback(self._background_done)
-            return
-        if len(partitions) == 1:
-            await committer.after_append(partitions[0].log)
-        else:
-            await asyncio.gather(*(committer.after_append(partition.log) for partition in partitions))
-
     def _timeout_s(self, request: Request) -> float:
         """How long ``acks=all`` waits: ``?timeout_ms=`` (Kafka's produce timeout), at most ``request_timeout_ms``."""
         limit = self.config.request_timeout_ms
         return query_int(request.query_params, "timeout_ms", limit, 1, limit) / 1000
-
-    def _background_done(self, task: asyncio.Task[None]) -> None:
-        self._background.discard(task)
-        if not task.cancelled() and task.exception() is not None:
-            log.error("event=background_flush_failed error=%r", str(task.exception()))
 
     # -- JSON ----------------------------------------------------------------------------------------
     async def produce_records(self, request: Request) -> Response:
@@ -144,7 +86,7 @@ class ProduceHandlers:
                 local.append((routed, indices))
             else:
                 remote.setdefault(None if is_forwarded(request) else routed, []).append((index, indices))
-        self._check_acks(acks, [target for target, _ in local], topic_config.min_insync_replicas)
+        self.broker.appender.check_acks(acks, [target for target, _ in local], topic_config.min_insync_replicas)
         now = int(time.time() * 1000)
         payloads: list[tuple[BrokerPartition, list[int], bytes]] = []
         for target, indices in local:
@@ -238,10 +180,11 @@ class ProduceHandlers:
         metrics = topic_metrics(topic)
         remote = asyncio.gather(*forwarded) if forwarded else None  # runs while we append here
         for target, indices, data in payloads:
+            # trusted: encoded by us just now
             try:
-                result = target.append(data, now_ms=now, trusted=True)  # encoded by us just now
-            except _APPEND_ERRORS as exc:
-                error = _append_error(exc)
+                result = self.broker.appender.append_now(target, data, now_ms=now, trusted=True)
+            except ApiError as refused:
+                error = refused
                 failures.append((target.partition, indices, error))
                 metrics.produce_failures.inc(len(indices))
                 log.warning(
@@ -253,23 +196,20 @@ class ProduceHandlers:
                 )
                 continue
             appended.append((target, indices, result))
-            metrics.bytes_in.inc(result.size)
-            metrics.messages_in.inc(result.record_count)
             self._fill_offsets(offsets, records, indices, target.partition, result, now)
         try:
-            await self._durable(acks, [target for target, _, _ in appended])
-        except (LogError, OSError) as exc:
-            error = ApiError(ErrorCode.KAFKA_STORAGE_ERROR, f"the records were appended but not flushed: {exc}")
-            failures.extend((target.partition, indices, error) for target, indices, _ in appended)
+            await self.broker.appender.durable(acks, [target for target, _, _ in appended])
+        except ApiError as unflushed:
+            failures.extend((target.partition, indices, unflushed) for target, indices, _ in appended)
             appended = []
         if acks == ACKS_ALL and appended:
             outcomes = await asyncio.gather(
-                *(target.wait_committed(result.last_offset + 1, timeout_s) for target, _, result in appended),
+                *(self.broker.appender.committed(target, result, timeout_s) for target, _, result in appended),
                 return_exceptions=True,
             )
             for (target, indices, _result), outcome in zip(appended, outcomes, strict=True):
-                if isinstance(outcome, CommitError):
-                    failures.append((target.partition, indices, _commit_error(outcome)))
+                if isinstance(outcome, ApiError):
+                    failures.append((target.partition, indices, outcome))
                 elif isinstance(outcome, BaseException):
                     raise outcome
         failed = sum(len(indices) for _, indices, _ in failures)
@@ -317,40 +257,16 @@ class ProduceHandlers:
     # -- binary --------------------------------------------------------------------------------------
     async def produce_batches(self, request: Request) -> Response:
         """``POST /v1/topics/{topic}/partitions/{partition}/batches``: append the SDK's batches as they are."""
-        broker = self.broker
-        broker.check_ready()
+        self.broker.check_ready()
         require_binary(request)
         params = request.path_params
-        broker.check_writable(params["topic"])
-        await broker.ensure_topic(params["topic"], auto_create=True)
-        target = broker.partition(params["topic"], params["partition"])
+        target = await self.broker.appender.leader_for_append(params["topic"], params["partition"], auto_create=True)
         acks = parse_acks(request)
-        self._check_acks(acks, [target], broker.topic_config(target.topic).min_insync_replicas)
+        self.broker.appender.check_acks(acks, [target], self.broker.topic_config(target.topic).min_insync_replicas)
         body = await read_body(request, self.config.max_request_bytes)
-        if not body:
-            raise ApiError(ErrorCode.INVALID_REQUEST, "the body holds no record batch")
-        limit = self.config.max_records_per_request
-        count = 0
-        for _position, header in iter_batches(body):
-            count += header.records_count
-        if count > limit:
-            raise ApiError(ErrorCode.RECORD_LIST_TOO_LARGE, f"{count} records in one request; the limit is {limit}")
-        try:
-            result = target.append(body)
-        except _APPEND_ERRORS as exc:
-            raise _append_error(exc) from None
-        metrics = topic_metrics(target.topic)
-        metrics.bytes_in.inc(result.size)
-        metrics.messages_in.inc(result.record_count)
-        try:
-            await self._durable(acks, [target])
-        except (LogError, OSError) as exc:
-            raise ApiError(ErrorCode.KAFKA_STORAGE_ERROR, f"the records were appended but not flushed: {exc}") from None
-        if acks == ACKS_ALL:
-            try:
-                await target.wait_committed(result.last_offset + 1, self._timeout_s(request))
-            except CommitError as exc:
-                raise _commit_error(exc) from None
+        result = await self.broker.appender.append(
+            target, body, acks=acks, timeout_s=self._timeout_s(request), max_records=self.config.max_records_per_request
+        )
         return json_response(
             {
                 "partition": target.partition,
