@@ -27,11 +27,12 @@ from gafka_broker.api.produce import ProduceHandlers
 from gafka_broker.api.replication import ReplicationHandlers
 from gafka_broker.api.topics import TopicHandlers
 from gafka_broker.broker import Broker
-from gafka_broker.config import BrokerConfig
+from gafka_broker.config import BrokerConfig, parse_listen
 from gafka_broker.controller.client import LocalControllerClient, RemoteControllerClient
 from gafka_broker.controller.controller import Controller, ControllerSettings
 from gafka_broker.controller.service import ControllerService
 from gafka_broker.controller.store import FileMetadataStore
+from gafka_broker.kafka.server import KafkaListener
 from gafka_broker.log.group_commit import GroupCommitter
 from gafka_broker.log.manager import LogManager
 from gafka_broker.metadata import META_FILE, BrokerMeta, load_or_create_meta
@@ -122,6 +123,7 @@ class _Runtime:
         self._stop = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []
         self._recovery: asyncio.Task[None] | None = None
+        self.kafka: KafkaListener | None = None
 
     async def start(self) -> None:
         self.broker.committer = GroupCommitter()
@@ -130,6 +132,11 @@ class _Runtime:
         GROUPS.source = self.broker.groups.stats
         if self.broker.controller_service is not None:
             await self.broker.controller_service.start()
+        config = self.broker.config
+        if config.kafka_listen is not None:  # before registering: the controller learns its address
+            host, port = parse_listen(config.kafka_listen)
+            self.kafka = KafkaListener(self.broker, host, port, config.kafka_advertised)
+            self.broker.link.kafka_address = await self.kafka.start()
         self._recovery = asyncio.get_running_loop().create_task(self._recover())
 
     async def _recover(self) -> None:
@@ -189,6 +196,8 @@ class _Runtime:
         broker = self.broker
         broker.begin_shutdown()
         self._stop.set()
+        if self.kafka is not None:
+            await self.kafka.stop()
         if self._recovery is not None and not self._recovery.done():
             self._recovery.cancel()  # waiting for the controller, or registering: give up
         if self._recovery is not None:

@@ -95,6 +95,11 @@ def _parse_listen_setting(raw: Any) -> str:
     return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
 
 
+def _parse_optional_listen(raw: Any) -> str | None:
+    text = str(raw).strip()
+    return _parse_listen_setting(text) if text else None
+
+
 def _parse_log_level(raw: Any) -> str:
     text = str(raw).strip().lower()
     if text not in LOG_LEVELS:
@@ -157,6 +162,18 @@ SETTINGS: tuple[Setting, ...] = (
         _parse_url,
         "URL of the cluster's controller (gafka controller, gafka dev, the operator). Unset: this broker is "
         "its own controller, with the cluster metadata in DATA_DIR/cluster-metadata.json.",
+    ),
+    Setting(
+        "kafka_listen",
+        None,
+        _parse_optional_listen,
+        "HOST:PORT the Kafka protocol listener serves on (docs/kafka.md); off when unset.",
+    ),
+    Setting(
+        "kafka_advertised",
+        None,
+        _parse_optional_listen,
+        "HOST:PORT Metadata tells Kafka clients for this broker; default KAFKA_LISTEN (127.0.0.1 for 0.0.0.0).",
     ),
     Setting("rack", None, _parse_optional_str, "Rack (or zone) of this broker; replicas are spread across racks."),
     Setting(
@@ -283,6 +300,8 @@ class BrokerConfig:
     cluster_id: str | None = None
     advertised_url: str | None = None
     controller_url: str | None = None
+    kafka_listen: str | None = None
+    kafka_advertised: str | None = None
     rack: str | None = None
     broker_heartbeat_interval_ms: int = 2000
     broker_session_timeout_ms: int = 9000

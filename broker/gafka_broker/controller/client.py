@@ -24,7 +24,9 @@ def _now_ms() -> int:
 
 
 class ControllerClient(Protocol):
-    async def register(self, broker_id: int, url: str, rack: str | None, incarnation: str) -> ClusterMetadata: ...
+    async def register(
+        self, broker_id: int, url: str, rack: str | None, incarnation: str, kafka_address: str | None = None
+    ) -> ClusterMetadata: ...
 
     async def heartbeat(self, broker_id: int, incarnation: str) -> int:
         """Returns the metadata version the controller is at."""
@@ -67,8 +69,12 @@ class LocalControllerClient:
         self.controller = controller
         self._watch = watch
 
-    async def register(self, broker_id: int, url: str, rack: str | None, incarnation: str) -> ClusterMetadata:
-        return await asyncio.to_thread(self.controller.register_broker, broker_id, url, rack, incarnation, _now_ms())
+    async def register(
+        self, broker_id: int, url: str, rack: str | None, incarnation: str, kafka_address: str | None = None
+    ) -> ClusterMetadata:
+        return await asyncio.to_thread(
+            self.controller.register_broker, broker_id, url, rack, incarnation, _now_ms(), kafka_address
+        )
 
     async def heartbeat(self, broker_id: int, incarnation: str) -> int:
         metadata = await asyncio.to_thread(self.controller.heartbeat, broker_id, incarnation, _now_ms())
@@ -140,11 +146,13 @@ class RemoteControllerClient:
     def _metadata(data: Mapping[str, Any]) -> ClusterMetadata:
         return ClusterMetadata.from_json(data, version=int(data["version"]))
 
-    async def register(self, broker_id: int, url: str, rack: str | None, incarnation: str) -> ClusterMetadata:
+    async def register(
+        self, broker_id: int, url: str, rack: str | None, incarnation: str, kafka_address: str | None = None
+    ) -> ClusterMetadata:
         data = await self._call(
             "POST",
             f"/v1/controller/brokers/{broker_id}/register",
-            {"url": url, "rack": rack, "incarnation": incarnation},
+            {"url": url, "rack": rack, "incarnation": incarnation, "kafka_address": kafka_address},
         )
         return self._metadata(data)
 

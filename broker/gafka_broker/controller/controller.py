@@ -74,9 +74,17 @@ class Controller:
 
     # -- brokers -------------------------------------------------------------------------------------
     def register_broker(
-        self, broker_id: int, url: str, rack: str | None, incarnation: str, now_ms: int
+        self,
+        broker_id: int,
+        url: str,
+        rack: str | None,
+        incarnation: str,
+        now_ms: int,
+        kafka_address: str | None = None,
     ) -> ClusterMetadata:
-        stored = self._apply(lambda m: decisions.register_broker(m, broker_id, url, rack, incarnation, now_ms))
+        stored = self._apply(
+            lambda m: decisions.register_broker(m, broker_id, url, rack, incarnation, now_ms, kafka_address)
+        )
         self._last_heartbeats[broker_id] = now_ms
         logger.info("event=broker_registered broker=%d url=%s incarnation=%s", broker_id, url, incarnation)
         return stored

@@ -91,7 +91,13 @@ def _map_partitions(
 
 # -- brokers -----------------------------------------------------------------------------------------
 def register_broker(
-    metadata: ClusterMetadata, broker_id: int, url: str, rack: str | None, incarnation: str, now_ms: int
+    metadata: ClusterMetadata,
+    broker_id: int,
+    url: str,
+    rack: str | None,
+    incarnation: str,
+    now_ms: int,
+    kafka_address: str | None = None,
 ) -> ClusterMetadata:
     """A broker process (re)starts. A new incarnation of a known broker counts as a return from absence."""
     previous = metadata.brokers.get(broker_id)
@@ -104,6 +110,7 @@ def register_broker(
         last_heartbeat_ms=now_ms,
         incarnation=incarnation,
         draining=previous.draining if previous is not None else False,
+        kafka_address=kafka_address,
     )
     updated = metadata.with_broker(broker)
     if restarted:

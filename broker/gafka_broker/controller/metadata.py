@@ -26,6 +26,8 @@ class BrokerInfo:
     """Changes on every broker process start, so a restarted broker is recognised even if it was quick."""
     draining: bool = False
     """Asked to give up its replicas (scale-down): placement avoids it and reassignment moves its replicas away."""
+    kafka_address: str | None = None
+    """HOST:PORT of its Kafka listener (what Metadata answers clients), None when it has none."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -117,6 +119,7 @@ class ClusterMetadata:
                     "last_heartbeat_ms": b.last_heartbeat_ms,
                     "incarnation": b.incarnation,
                     "draining": b.draining,
+                    "kafka_address": b.kafka_address,
                 }
                 for b in sorted(self.brokers.values(), key=lambda b: b.broker_id)
             ],
@@ -154,6 +157,7 @@ class ClusterMetadata:
                 last_heartbeat_ms=int(b.get("last_heartbeat_ms", 0)),
                 incarnation=b.get("incarnation", ""),
                 draining=bool(b.get("draining", False)),
+                kafka_address=b.get("kafka_address"),
             )
             for b in data.get("brokers", [])
         }

@@ -2,7 +2,7 @@
 
 Routes (all JSON, errors as ``{"error_code", "message"}``):
 
-- ``POST /v1/controller/brokers/{id}/register`` ``{url, rack?, incarnation}`` -> metadata
+- ``POST /v1/controller/brokers/{id}/register`` ``{url, rack?, incarnation, kafka_address?}`` -> metadata
 - ``POST /v1/controller/brokers/{id}/heartbeat`` ``{incarnation}`` -> ``{version, fenced}``; 409 UNKNOWN_BROKER
 - ``POST /v1/controller/brokers/{id}/shutdown`` -> metadata with its leaderships handed over
 - ``GET  /v1/controller/metadata?since=V&max_wait_ms=W`` -> metadata once its version is above V (long poll)
@@ -188,6 +188,7 @@ class ControllerService:
         if not isinstance(url, str) or not isinstance(incarnation, str):
             raise ControllerError("INVALID_REQUEST", "url and incarnation are required strings")
         rack = body.get("rack")
+        kafka_address = body.get("kafka_address")
         metadata = await asyncio.to_thread(
             self.controller.register_broker,
             broker_id,
@@ -195,6 +196,7 @@ class ControllerService:
             rack if isinstance(rack, str) else None,
             incarnation,
             now_ms(),
+            kafka_address if isinstance(kafka_address, str) else None,
         )
         return _json(metadata.to_json() | {"version": metadata.version})
 

@@ -49,6 +49,8 @@ class ClusterLink:
         self.url = url
         self.rack = rack
         self.incarnation = incarnation
+        self.kafka_address: str | None = None
+        """Set by the Kafka listener before the broker registers (clients learn it from Metadata)."""
         self.heartbeat_interval_ms = heartbeat_interval_ms
         self._tasks: list[asyncio.Task[None]] = []
         self._controller_down = False
@@ -79,7 +81,9 @@ class ClusterLink:
     async def _register(self) -> None:
         while True:
             try:
-                metadata = await self.controller.register(self.broker_id, self.url, self.rack, self.incarnation)
+                metadata = await self.controller.register(
+                    self.broker_id, self.url, self.rack, self.incarnation, self.kafka_address
+                )
             except ControllerError as exc:
                 logger.error("event=register_refused error_code=%s error=%r", exc.code, exc.message)
                 await asyncio.sleep(_RETRY_S * 5)

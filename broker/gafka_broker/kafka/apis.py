@@ -1,0 +1,47 @@
+"""The APIs the listener serves, with the versions advertised in ApiVersions (each one is tested)."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from typing import Any, NamedTuple
+
+from gafka_broker.kafka import cluster_apis, data_apis, group_apis
+from gafka_broker.kafka.codec import API_VERSIONS_KEY
+from gafka_broker.kafka.context import KafkaContext
+
+__all__ = ["APIS", "API_VERSIONS_KEY", "Api", "api_versions", "supported"]
+
+Handler = Callable[[KafkaContext, Any], Awaitable[dict[str, Any] | None]]
+
+
+class Api(NamedTuple):
+    name: str
+    min_version: int
+    max_version: int
+    handler: Handler
+
+
+async def api_versions(_context: KafkaContext, _request: Any) -> dict[str, Any]:
+    """What this listener speaks (request version checks happen before any handler runs)."""
+    return {"error_code": 0, "api_keys": supported(), "throttle_time": 0}
+
+
+APIS: dict[int, Api] = {
+    0: Api("Produce", 3, 9, data_apis.produce),
+    1: Api("Fetch", 4, 12, data_apis.fetch),
+    2: Api("ListOffsets", 1, 6, data_apis.list_offsets),
+    3: Api("Metadata", 1, 12, cluster_apis.metadata),
+    8: Api("OffsetCommit", 2, 8, group_apis.offset_commit),
+    9: Api("OffsetFetch", 1, 7, group_apis.offset_fetch),
+    10: Api("FindCoordinator", 0, 4, cluster_apis.find_coordinator),
+    API_VERSIONS_KEY: Api("ApiVersions", 0, 3, api_versions),
+    22: Api("InitProducerId", 0, 4, cluster_apis.init_producer_id),
+}
+"""Api key -> what is served. Floors follow Kafka 4 (KIP-896); ceilings are the versions the tests exercise."""
+
+
+def supported() -> list[dict[str, int]]:
+    return [
+        {"api_key": key, "min_version": api.min_version, "max_version": api.max_version}
+        for key, api in sorted(APIS.items())
+    ]
