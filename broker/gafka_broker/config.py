@@ -241,6 +241,25 @@ SETTINGS: tuple[Setting, ...] = (
         "(Kafka's log.flush.offset.checkpoint.interval.ms).",
     ),
     Setting(
+        "log_cleaner_enable",
+        True,
+        _parse_bool,
+        "Run the log cleaner that compacts topics with cleanup.policy=compact (Kafka's log.cleaner.enable).",
+    ),
+    Setting(
+        "log_cleaner_io_max_bytes_per_second",
+        0,
+        _parse_int(0),
+        "Bytes per second the log cleaner may read plus write; 0 = unlimited "
+        "(Kafka's log.cleaner.io.max.bytes.per.second).",
+    ),
+    Setting(
+        "log_cleaner_backoff_ms",
+        15_000,
+        _parse_int(10),
+        "How long the log cleaner sleeps when no log needs cleaning (Kafka's log.cleaner.backoff.ms).",
+    ),
+    Setting(
         "shutdown_timeout_ms",
         30_000,
         _parse_int(0),
@@ -302,6 +321,9 @@ class BrokerConfig:
     retention_check_interval_ms: int = 30_000
     flush_check_interval_ms: int = 1000
     checkpoint_interval_ms: int = 60_000
+    log_cleaner_enable: bool = True
+    log_cleaner_io_max_bytes_per_second: int = 0
+    log_cleaner_backoff_ms: int = 15_000
     shutdown_timeout_ms: int = 30_000
     offsets_topic_num_partitions: int = 50
     group_session_timeout_ms: int = 45_000
