@@ -161,6 +161,12 @@ class _Runtime:
         self._every("checkpoint", config.checkpoint_interval_ms, lambda _now: self._checkpoint(), threaded=True)
         self._every("isr-expiry", max(config.replica_lag_time_max_ms // 2, 10), broker.isr.check_shrink, threaded=False)
         self._every("group-expiry", GROUP_EXPIRY_INTERVAL_MS, lambda _now: broker.groups.expire(), threaded=False)
+        self._every(
+            "offsets-expiry",
+            config.offsets_retention_check_interval_ms,
+            lambda _now: broker.groups.expire_offsets(),
+            threaded=False,
+        )
         if config.log_cleaner_enable:
             self._start_cleaner(asyncio.get_running_loop())
 

@@ -75,6 +75,8 @@ def register(app: typer.Typer) -> None:
         offsets_topic_num_partitions: Annotated[int | None, _opt("offsets_topic_num_partitions")] = None,
         group_session_timeout_ms: Annotated[int | None, _opt("group_session_timeout_ms")] = None,
         group_heartbeat_interval_ms: Annotated[int | None, _opt("group_heartbeat_interval_ms")] = None,
+        offsets_retention_minutes: Annotated[int | None, _opt("offsets_retention_minutes")] = None,
+        offsets_retention_check_interval_ms: Annotated[int | None, _opt("offsets_retention_check_interval_ms")] = None,
         log_level: Annotated[str | None, _opt("log_level")] = None,
         config: Annotated[
             Path | None,
@@ -115,6 +117,8 @@ def register(app: typer.Typer) -> None:
             "offsets_topic_num_partitions": offsets_topic_num_partitions,
             "group_session_timeout_ms": group_session_timeout_ms,
             "group_heartbeat_interval_ms": group_heartbeat_interval_ms,
+            "offsets_retention_minutes": offsets_retention_minutes,
+            "offsets_retention_check_interval_ms": offsets_retention_check_interval_ms,
             "log_level": log_level,
         }
         _run(flags, config)

@@ -286,6 +286,19 @@ SETTINGS: tuple[Setting, ...] = (
         "How often group members are told to heartbeat; must be below group_session_timeout_ms "
         "(Kafka's group.consumer.heartbeat.interval.ms).",
     ),
+    Setting(
+        "offsets_retention_minutes",
+        10_080,
+        _parse_int(1),
+        "Committed offsets of a group that has had no members this long are removed "
+        "(Kafka's offsets.retention.minutes).",
+    ),
+    Setting(
+        "offsets_retention_check_interval_ms",
+        600_000,
+        _parse_int(100),
+        "How often expired committed offsets are looked for (Kafka's offsets.retention.check.interval.ms).",
+    ),
     Setting("log_level", "info", _parse_log_level, "debug, info, warning, error or critical."),
 )
 
@@ -328,6 +341,8 @@ class BrokerConfig:
     offsets_topic_num_partitions: int = 50
     group_session_timeout_ms: int = 45_000
     group_heartbeat_interval_ms: int = 5_000
+    offsets_retention_minutes: int = 10_080
+    offsets_retention_check_interval_ms: int = 600_000
     log_level: str = "info"
 
     @property
