@@ -33,8 +33,10 @@ from gafka_broker.controller.controller import Controller, ControllerSettings
 from gafka_broker.controller.service import ControllerService
 from gafka_broker.controller.store import FileMetadataStore
 from gafka_broker.kafka.server import KafkaListener
+from gafka_broker.log.cleaner_thread import LogCleaner
 from gafka_broker.log.group_commit import GroupCommitter
 from gafka_broker.log.manager import LogManager
+from gafka_broker.log.partition_log import PartitionLog
 from gafka_broker.metadata import META_FILE, BrokerMeta, load_or_create_meta
 from gafka_broker.metrics import GROUPS, PARTITIONS
 from gafka_broker.replication.bootstrap import CLUSTER_METADATA_FILE, import_topic_registry
@@ -124,6 +126,7 @@ class _Runtime:
         self._tasks: list[asyncio.Task[None]] = []
         self._recovery: asyncio.Task[None] | None = None
         self.kafka: KafkaListener | None = None
+        self._cleaner: LogCleaner | None = None
 
     async def start(self) -> None:
         self.broker.committer = GroupCommitter()
@@ -165,6 +168,38 @@ class _Runtime:
         self._every("checkpoint", config.checkpoint_interval_ms, lambda _now: self._checkpoint(), threaded=True)
         self._every("isr-expiry", max(config.replica_lag_time_max_ms // 2, 10), broker.isr.check_shrink, threaded=False)
         self._every("group-expiry", GROUP_EXPIRY_INTERVAL_MS, lambda _now: broker.groups.expire(), threaded=False)
+        self._every(
+            "offsets-expiry",
+            config.offsets_retention_check_interval_ms,
+            lambda _now: broker.groups.expire_offsets(),
+            threaded=False,
+        )
+        if config.log_cleaner_enable:
+            self._start_cleaner(asyncio.get_running_loop())
+
+    def _start_cleaner(self, loop: asyncio.AbstractEventLoop) -> None:
+        """The log cleaner's thread; its segment swaps run on this event loop, which owns the logs."""
+        broker = self.broker
+
+        def stable_offset(key: tuple[str, int], log: PartitionLog) -> int:
+            replica = broker.local_replica(*key)
+            return replica.high_watermark if replica is not None else log.log_start_offset
+
+        def run_on_owner(job: Callable[[], bool]) -> bool:
+            async def run() -> bool:
+                return job()
+
+            return asyncio.run_coroutine_threadsafe(run(), loop).result()
+
+        rate = broker.config.log_cleaner_io_max_bytes_per_second
+        self._cleaner = LogCleaner(
+            broker.log_manager,
+            io_max_bytes_per_second=rate if rate > 0 else float("inf"),
+            backoff_ms=broker.config.log_cleaner_backoff_ms,
+            stable_offset=stable_offset,
+            run_on_owner=run_on_owner,
+        )
+        self._cleaner.start()
 
     def _checkpoint(self) -> None:
         self.broker.log_manager.checkpoint()
@@ -206,6 +241,8 @@ class _Runtime:
         logs_open = await broker.logs_opened()  # a recovery thread cannot be interrupted: wait for it
         if self._tasks:
             await asyncio.gather(*self._tasks, return_exceptions=True)
+        if self._cleaner is not None:
+            await asyncio.to_thread(self._cleaner.stop)  # its swap may still need this loop: do not block it
         await broker.close()  # hands leaderships over first (controlled shutdown)
         broker.ready = False
         if broker.committer is not None:

@@ -258,6 +258,25 @@ SETTINGS: tuple[Setting, ...] = (
         "(Kafka's log.flush.offset.checkpoint.interval.ms).",
     ),
     Setting(
+        "log_cleaner_enable",
+        True,
+        _parse_bool,
+        "Run the log cleaner that compacts topics with cleanup.policy=compact (Kafka's log.cleaner.enable).",
+    ),
+    Setting(
+        "log_cleaner_io_max_bytes_per_second",
+        0,
+        _parse_int(0),
+        "Bytes per second the log cleaner may read plus write; 0 = unlimited "
+        "(Kafka's log.cleaner.io.max.bytes.per.second).",
+    ),
+    Setting(
+        "log_cleaner_backoff_ms",
+        15_000,
+        _parse_int(10),
+        "How long the log cleaner sleeps when no log needs cleaning (Kafka's log.cleaner.backoff.ms).",
+    ),
+    Setting(
         "shutdown_timeout_ms",
         30_000,
         _parse_int(0),
@@ -283,6 +302,19 @@ SETTINGS: tuple[Setting, ...] = (
         _parse_int(MIN_GROUP_HEARTBEAT_INTERVAL_MS, MAX_GROUP_TIMEOUT_MS),
         "How often group members are told to heartbeat; must be below group_session_timeout_ms "
         "(Kafka's group.consumer.heartbeat.interval.ms).",
+    ),
+    Setting(
+        "offsets_retention_minutes",
+        10_080,
+        _parse_int(1),
+        "Committed offsets of a group that has had no members this long are removed "
+        "(Kafka's offsets.retention.minutes).",
+    ),
+    Setting(
+        "offsets_retention_check_interval_ms",
+        600_000,
+        _parse_int(100),
+        "How often expired committed offsets are looked for (Kafka's offsets.retention.check.interval.ms).",
     ),
     Setting("log_level", "info", _parse_log_level, "debug, info, warning, error or critical."),
 )
@@ -321,10 +353,15 @@ class BrokerConfig:
     retention_check_interval_ms: int = 30_000
     flush_check_interval_ms: int = 1000
     checkpoint_interval_ms: int = 60_000
+    log_cleaner_enable: bool = True
+    log_cleaner_io_max_bytes_per_second: int = 0
+    log_cleaner_backoff_ms: int = 15_000
     shutdown_timeout_ms: int = 30_000
     offsets_topic_num_partitions: int = 50
     group_session_timeout_ms: int = 45_000
     group_heartbeat_interval_ms: int = 5_000
+    offsets_retention_minutes: int = 10_080
+    offsets_retention_check_interval_ms: int = 600_000
     log_level: str = "info"
 
     @property

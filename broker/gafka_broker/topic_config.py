@@ -33,6 +33,18 @@ def _parse_int(name: str, raw: str | int, minimum: int, maximum: int = MAX_LONG)
     return value
 
 
+def _parse_ratio(name: str, raw: str | int | float) -> float:
+    if isinstance(raw, bool):
+        raise TopicConfigError(f"{name} must be a number between 0 and 1, got {raw!r}")
+    try:
+        value = float(raw)
+    except (TypeError, ValueError):
+        raise TopicConfigError(f"{name} must be a number between 0 and 1, got {raw!r}") from None
+    if not 0.0 <= value <= 1.0:
+        raise TopicConfigError(f"{name} must be between 0 and 1, got {value}")
+    return value
+
+
 def _parse_bool(name: str, raw: str | int | bool) -> bool:
     if isinstance(raw, bool):
         return raw
@@ -91,6 +103,12 @@ _SETTINGS: dict[str, _Setting] = {
     "flush.messages": _int_setting("flush_messages", "flush.messages", 1),
     "flush.ms": _int_setting("flush_ms", "flush.ms", 0),
     "cleanup.policy": _Setting("cleanup_policy", _parse_cleanup_policy),
+    "delete.retention.ms": _int_setting("delete_retention_ms", "delete.retention.ms", 0),
+    "min.cleanable.dirty.ratio": _Setting(
+        "min_cleanable_dirty_ratio", lambda raw: _parse_ratio("min.cleanable.dirty.ratio", raw), repr
+    ),
+    "min.compaction.lag.ms": _int_setting("min_compaction_lag_ms", "min.compaction.lag.ms", 0),
+    "max.compaction.lag.ms": _int_setting("max_compaction_lag_ms", "max.compaction.lag.ms", 1),
     "message.timestamp.type": _Setting(
         "message_timestamp_type",
         _parse_timestamp_type,
@@ -120,6 +138,10 @@ class TopicConfig:
     flush_messages: int = MAX_LONG
     flush_ms: int = MAX_LONG
     cleanup_policy: str = "delete"
+    delete_retention_ms: int = DAY_MS
+    min_cleanable_dirty_ratio: float = 0.5
+    min_compaction_lag_ms: int = 0
+    max_compaction_lag_ms: int = MAX_LONG
     message_timestamp_type: TimestampType = TimestampType.CREATE_TIME
     unclean_leader_election_enable: bool = False
     compression_type: str = "producer"
@@ -147,6 +169,25 @@ class TopicConfig:
     def to_configs(self) -> dict[str, str]:
         """Every setting under its Kafka name, as strings (what ``GET /v1/topics/{topic}`` shows)."""
         return {name: setting.render(getattr(self, setting.attribute)) for name, setting in _SETTINGS.items()}
+
+    @property
+    def compact(self) -> bool:
+        """``cleanup.policy`` includes ``compact``: the log cleaner keeps the last record per key."""
+        return "compact" in self.cleanup_policy.split(",")
+
+    @property
+    def delete(self) -> bool:
+        """``cleanup.policy`` includes ``delete``: ``retention.ms``/``retention.bytes`` remove old segments."""
+        return "delete" in self.cleanup_policy.split(",")
+
+    @property
+    def max_segment_ms(self) -> int:
+        """How old the active segment may get before it rolls: ``segment.ms``, and on a compacted topic
+        no more than ``max.compaction.lag.ms``, so no record waits in the (never cleaned) active segment
+        longer than that (Kafka's ``LogConfig.maxSegmentMs``)."""
+        if self.compact:
+            return min(self.segment_ms, self.max_compaction_lag_ms)
+        return self.segment_ms
 
     @property
     def flush_every_append(self) -> bool:

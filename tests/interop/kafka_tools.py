@@ -46,6 +46,7 @@ JAVA_SOURCES = Path(__file__).resolve().parent / "java"
 DUMP_LOG_SEGMENTS = "org.apache.kafka.tools.DumpLogSegments"
 WRITER_MAIN = "gafka.interop.KafkaSegmentWriter"
 BASE64_DECODER = "gafka.interop.Base64Decoder"
+CLEANER_MAIN = "gafka.interop.KafkaLogCleaner"
 JVM_OPTIONS = (
     "-XX:TieredStopAtLevel=1",
     "-XX:+UseSerialGC",
@@ -444,6 +445,13 @@ class KafkaTools:
         stdout, _ = self.run_java(WRITER_MAIN, stdin=json.dumps(request))
         answer: dict[str, Any] = json.loads(stdout)
         return {entry["file"]: entry["batches"] for entry in answer["files"]}
+
+    def clean_logs(self, jobs: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
+        """Clean partition directories with Kafka's own ``Cleaner`` (see ``KafkaLogCleaner.java``)."""
+        stdout, _ = self.run_java(CLEANER_MAIN, stdin=json.dumps({"jobs": list(jobs)}))
+        answer: dict[str, Any] = json.loads(stdout)
+        jobs_out: list[dict[str, Any]] = answer["jobs"]
+        return jobs_out
 
 
 def iter_log_files(directory: Path) -> Iterator[Path]:

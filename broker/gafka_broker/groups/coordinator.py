@@ -71,6 +71,8 @@ class GroupCoordinator:
         self._offsets: dict[str, dict[TopicPartition, CommittedOffset]] = {}
         self._persisted: dict[str, dict[str, Any]] = {}
         self._loaded: set[int] = set()
+        self._empty_since: dict[str, int] = {}
+        """Wall-clock time each group was first seen without members (offsets retention counts from it)."""
 
     # -- loading -------------------------------------------------------------------------------------
     def partition_for(self, group_id: str) -> int:
@@ -100,6 +102,7 @@ class GroupCoordinator:
             self._groups.pop(group_id, None)
             self._offsets.pop(group_id, None)
             self._persisted.pop(group_id, None)
+            self._empty_since.pop(group_id, None)
         self._loaded.discard(partition)
 
     def _load(self, partition: int, store: GroupStore, now_ms: int = 0) -> None:
@@ -164,6 +167,42 @@ class GroupCoordinator:
                 removed[group_id] = expired
                 self._persist(self._store(group_id), group)
                 logger.info("event=members_expired group=%s members=%s", group_id, ",".join(expired))
+        return removed
+
+    def expire_offsets(self, now_ms: int, retention_ms: int) -> dict[str, int]:
+        """Kafka's ``offsets.retention.minutes`` (KIP-211): once a group has had no members for
+        ``retention_ms``, each committed offset older than that goes (a tombstone); a group left with
+        no offsets is deleted. Groups with members keep everything. Returns group -> offsets removed.
+
+        The empty time is observed by these checks (and restarts at a reload), so an offset lives at
+        least ``retention_ms`` after its group emptied, never less."""
+        removed: dict[str, int] = {}
+        for group_id in sorted({*self._groups, *self._offsets}):
+            group = self._groups.get(group_id)
+            if group is not None and group.members:
+                self._empty_since.pop(group_id, None)
+                continue
+            since = self._empty_since.setdefault(group_id, now_ms)
+            if now_ms - since < retention_ms:
+                continue
+            stored = self._offsets.get(group_id, {})
+            doomed = [tp for tp, c in stored.items() if now_ms - c.commit_timestamp >= retention_ms]
+            entries: list[tuple[StoreKey, dict[str, Any] | None]] = [(offset_key(group_id, *tp), None) for tp in doomed]
+            gone = len(doomed) == len(stored)
+            if gone:
+                entries.append((group_key(group_id), None))
+            if not entries:
+                continue
+            self._store(group_id).write(entries)
+            for tp in doomed:
+                del stored[tp]
+            if gone:
+                self._groups.pop(group_id, None)
+                self._offsets.pop(group_id, None)
+                self._persisted.pop(group_id, None)
+                self._empty_since.pop(group_id, None)
+            removed[group_id] = len(doomed)
+            logger.info("event=offsets_expired group=%s offsets=%d group_deleted=%s", group_id, len(doomed), gone)
         return removed
 
     # -- offsets -------------------------------------------------------------------------------------

@@ -42,10 +42,8 @@ __all__ = ["OFFSETS_TOPIC", "OFFSETS_TOPIC_CONFIGS", "GroupService", "ResetTarge
 log = logging.getLogger("gafka.broker.groups")
 
 OFFSETS_TOPIC_CONFIGS: Mapping[str, str] = {
+    # an ordinary compacted topic: the log cleaner keeps the last record per key (Kafka's settings)
     "cleanup.policy": "compact",
-    # the store compacts by snapshot; time or size retention would delete records that are still live
-    "retention.ms": "-1",
-    "retention.bytes": "-1",
     "segment.bytes": str(100 * 1024 * 1024),  # Kafka's offsets.topic.segment.bytes
     # a commit or a group's state is one batch: allow big ones (a commit is bounded by max_request_bytes)
     "max.message.bytes": str(32 * 1024 * 1024),
@@ -179,6 +177,12 @@ class GroupService:
         """Remove members whose session or rebalance timeout ran out (the upkeep task, every 500 ms)."""
         if self._coordinator is not None:
             self._coordinator.expire(liveness_ms())
+
+    def expire_offsets(self) -> None:
+        """Remove the committed offsets of groups that stayed empty for ``offsets_retention_minutes``
+        (the upkeep task, every ``offsets_retention_check_interval_ms``)."""
+        if self._coordinator is not None:
+            self._coordinator.expire_offsets(wall_ms(), self.broker.config.offsets_retention_minutes * 60_000)
 
     def commit(self, group_id: str, member_id: str | None, member_epoch: int, offsets: list[OffsetCommit]) -> None:
         for commit in offsets:

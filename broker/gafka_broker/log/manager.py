@@ -26,6 +26,8 @@ name is never mistaken for the new topic's data."""
 CLEAN_SHUTDOWN_MARKER = ".gafka_cleanshutdown"
 RECOVERY_POINT_CHECKPOINT = "recovery-point-offset-checkpoint"
 LOG_START_CHECKPOINT = "log-start-offset-checkpoint"
+CLEANER_CHECKPOINT = "cleaner-offset-checkpoint"
+"""Kafka's file: where each compacted log's dirty (not yet cleaned) section starts."""
 _DELETED_DIR_SUFFIX = "-delete"
 
 
@@ -49,6 +51,7 @@ class LogManager:
         self.data_dir = data_dir
         self.clean_shutdown_detected = False
         self._logs: dict[tuple[str, int], PartitionLog] = {}
+        self._cleaner_offsets: dict[tuple[str, int], int] = {}
 
     # -- lifecycle -----------------------------------------------------------------------------------
     def startup(self, topics: Mapping[str, tuple[int, TopicConfig]]) -> None:
@@ -65,6 +68,7 @@ class LogManager:
         self.clean_shutdown_detected = marker.exists()
         recovery_points = read_offsets(self.data_dir / RECOVERY_POINT_CHECKPOINT)
         log_starts = read_offsets(self.data_dir / LOG_START_CHECKPOINT)
+        self._cleaner_offsets = read_offsets(self.data_dir / CLEANER_CHECKPOINT)
         started = time.perf_counter()
         for path in sorted(self.data_dir.iterdir()):
             if not path.is_dir():
@@ -88,6 +92,7 @@ class LogManager:
                 recovery_point=recovery_points.get(parsed, 0),
                 log_start_offset=log_starts.get(parsed, 0),
                 clean=self.clean_shutdown_detected,
+                compacted=parsed in self._cleaner_offsets,
             )
         for (topic, partition), (config, topic_id) in hosted.items():
             if (topic, partition) not in self._logs:
@@ -125,7 +130,7 @@ class LogManager:
         if directory.exists():
             self._claim(directory, topic_id)  # deleted when it holds another topic of the same name
         # an orphan directory left alone at start-up (same topic) is recovered like any unclean log
-        log = PartitionLog.open(directory, config, clean=not directory.exists())
+        log = PartitionLog.open(directory, config, clean=not directory.exists(), compacted=key in self._cleaner_offsets)
         self._claim(directory, topic_id)  # stamps a new directory
         self._logs[key] = log
         return log
@@ -151,6 +156,7 @@ class LogManager:
 
     def forget_log(self, topic: str, partition: int) -> None:
         """Stop hosting one partition (it moved to other brokers): its directory is deleted."""
+        self._cleaner_offsets.pop((topic, partition), None)
         log = self._logs.pop((topic, partition), None)
         if log is None:
             return
@@ -163,6 +169,7 @@ class LogManager:
     def delete_logs(self, topic: str) -> None:
         """Close and remove every partition of ``topic``: rename first, so a crash midway finishes the job."""
         for key in [key for key in self._logs if key[0] == topic]:
+            self._cleaner_offsets.pop(key, None)
             log = self._logs.pop(key)
             doomed = log.directory.with_name(f"{log.directory.name}.{uuid.uuid4().hex}{_DELETED_DIR_SUFFIX}")
             log.directory.rename(doomed)
@@ -177,6 +184,16 @@ class LogManager:
 
     def logs(self) -> dict[tuple[str, int], PartitionLog]:
         return dict(self._logs)
+
+    # -- the log cleaner's checkpoint ----------------------------------------------------------------
+    def cleaner_offset(self, key: tuple[str, int]) -> int:
+        """Where the dirty section of a compacted log starts (0, i.e. the log start, if never cleaned)."""
+        return self._cleaner_offsets.get(key, 0)
+
+    def set_cleaner_offset(self, key: tuple[str, int], offset: int) -> None:
+        """Record a finished cleaning in ``cleaner-offset-checkpoint`` (the cleaner's thread calls this)."""
+        self._cleaner_offsets[key] = offset
+        write_offsets(self.data_dir / CLEANER_CHECKPOINT, dict(self._cleaner_offsets))
 
     # -- periodic work -------------------------------------------------------------------------------
     def maintenance(self, now_ms: int) -> None:

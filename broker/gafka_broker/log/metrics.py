@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from prometheus_client import Counter, Histogram
+from prometheus_client import Counter, Gauge, Histogram
 
 FSYNC_SECONDS = Histogram(
     "gafka_log_fsync_seconds",
@@ -29,4 +29,36 @@ RECOVERY_SECONDS = Histogram(
 INDEX_REBUILDS = Counter(
     "gafka_log_index_rebuilds_total",
     "Offset/time indexes rebuilt from their segment because they were missing or failed a sanity check.",
+)
+
+# -- the log cleaner (labels: topic, partition) -------------------------------------------------------
+CLEANER_DIRTY_RATIO = Gauge(
+    "gafka_log_cleaner_dirty_ratio",
+    "Cleanable (dirty) bytes over all bytes of a compacted partition log, as of the cleaner's last look.",
+    ["topic", "partition"],
+)
+CLEANER_LAST_CLEAN_SECONDS = Gauge(
+    "gafka_log_cleaner_last_clean_timestamp_seconds",
+    "Wall-clock time the cleaner last finished cleaning a partition log.",
+    ["topic", "partition"],
+)
+CLEANER_BYTES_READ = Counter(
+    "gafka_log_cleaner_bytes_read_total",
+    "Bytes of log the cleaner read (offset map and recopy).",
+    ["topic", "partition"],
+)
+CLEANER_BYTES_WRITTEN = Counter(
+    "gafka_log_cleaner_bytes_written_total",
+    "Bytes the cleaner wrote into cleaned segments.",
+    ["topic", "partition"],
+)
+CLEANER_SECONDS = Counter(
+    "gafka_log_cleaner_seconds_total",
+    "Time the cleaner spent cleaning a partition log (throttling included).",
+    ["topic", "partition"],
+)
+CLEANER_RUNS = Counter(
+    "gafka_log_cleaner_runs_total",
+    "Cleanings by outcome: cleaned, aborted (the log changed underneath) or failed.",
+    ["outcome"],
 )

@@ -14,7 +14,7 @@ import re
 import shutil
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import NamedTuple
 
@@ -24,6 +24,7 @@ from gafka.protocol.record_batch import (
     TimestampType,
     check_records,
     decode_batch,
+    iter_batches,
     parse_header,
     set_base_offset,
     set_log_append_time,
@@ -31,14 +32,18 @@ from gafka.protocol.record_batch import (
     validate_batch,
 )
 from gafka_broker.log import metrics
+from gafka_broker.log.checkpoint import fsync_directory
 from gafka_broker.log.errors import OffsetOutOfRangeError, RecordTooLargeError, UnexpectedOffsetError
-from gafka_broker.log.segment import LOG_SUFFIX, LogSegment
+from gafka_broker.log.segment import LOG_SUFFIX, LogSegment, segment_name
 from gafka_broker.topic_config import TopicConfig
 
 logger = logging.getLogger(__name__)
 
 _SEGMENT_FILE = re.compile(r"^(\d{20})\.(log|index|timeindex)$")
-_TEMP_SUFFIXES = (".tmp", ".deleted", ".cleaned", ".swap")
+_CLEANED_SUFFIX = ".cleaned"
+_SWAP_SUFFIX = ".swap"
+_DELETED_SUFFIX = ".deleted"
+_TEMP_SUFFIXES = (".tmp", _DELETED_SUFFIX, _CLEANED_SUFFIX, _SWAP_SUFFIX)
 _MAX_RELATIVE_OFFSET = 0x7FFFFFFF
 _PARTITION_DIR = re.compile(r"^(.+)-(\d+)$")
 
@@ -109,20 +114,30 @@ class PartitionLog:
         recovery_point: int = 0,
         log_start_offset: int = 0,
         clean: bool = False,
+        compacted: bool = False,
     ) -> PartitionLog:
-        """Open (creating if needed) and, unless the last stop was clean, recover the log in ``directory``."""
+        """Open (creating if needed) and, unless the last stop was clean, recover the log in ``directory``.
+
+        A cleaning interrupted by a crash is finished or undone first (:func:`finish_interrupted_swaps`).
+        ``compacted``: the log has been cleaned before (or its topic is compacted), so offset gaps
+        between batches are expected rather than damage.
+        """
         started = time.perf_counter()
         directory.mkdir(parents=True, exist_ok=True)
-        bases = _clean_directory(directory)
+        allow_gaps = compacted or config.compact
+        bases, swapped = _clean_directory(directory)
         interval = config.index_interval_bytes
         segments = [LogSegment(directory, base, interval) for base in bases]
         if not segments:
             segments = [LogSegment(directory, log_start_offset, interval)]
         if clean:
             for segment in segments:
-                segment.load_clean()
+                if segment.base_offset in swapped:
+                    segment.recover(allow_gaps=True)
+                else:
+                    segment.load_clean(allow_gaps=allow_gaps)
         else:
-            segments = _recover(directory, segments, recovery_point)
+            segments = _recover(directory, segments, recovery_point, allow_gaps=allow_gaps, swapped=swapped)
             metrics.RECOVERY_SECONDS.observe(time.perf_counter() - started)
         return cls(directory, config, segments, log_start_offset, recovery_point)
 
@@ -166,11 +181,15 @@ class PartitionLog:
         return self._append(buffer, stamped, now, log_append_time=now if log_append else -1)
 
     def append_as_follower(self, data: bytes | bytearray | memoryview) -> AppendResult:
-        """Append batches the leader already numbered; they must continue this log exactly."""
+        """Append batches the leader already numbered; they must start at or after this log's end.
+
+        A gap is allowed, as in Kafka: the leader's log may have been compacted, so the batch after the
+        one a follower holds may start later.
+        """
         headers = self._validate(data, check_content=False)
         expected = self.log_end_offset
         for _position, header in headers:
-            if header.base_offset != expected:
+            if header.base_offset < expected:
                 raise UnexpectedOffsetError(f"batch starts at offset {header.base_offset}, the log ends at {expected}")
             expected = header.next_offset
         return self._append(data, headers, _now_ms(), log_append_time=-1)
@@ -196,8 +215,8 @@ class PartitionLog:
                     raise InvalidRecordError("control batches are written by the broker, not by clients")
                 if header.is_transactional:
                     raise InvalidRecordError("transactional batches are not supported")
-                if not trusted:
-                    check_records(data, position, header)
+                if not trusted or self.config.compact:
+                    check_records(data, position, header, require_keys=self.config.compact)
             headers.append((position, header))
             position += header.size
         return headers
@@ -244,7 +263,7 @@ class PartitionLog:
             waited = now - segment.created_ms
         return (
             segment.size + incoming > config.segment_bytes
-            or waited > config.segment_ms
+            or waited > config.max_segment_ms
             or last_offset - segment.base_offset > _MAX_RELATIVE_OFFSET
             or len(segment.offset_index) >= config.segment_index_bytes // 8
             or len(segment.time_index) >= config.segment_index_bytes // 12
@@ -382,14 +401,18 @@ class PartitionLog:
         now = _now_ms() if now_ms is None else now_ms
         config = self.config
         doomed: list[LogSegment] = []
-        if config.retention_ms >= 0:
+        if config.delete and config.retention_ms >= 0:
+            active = self._segments[-1]
             for segment in self._segments:
+                if segment.is_empty and segment is not active:
+                    doomed.append(segment)  # everything in it was cleaned away
+                    continue
                 if segment.is_empty or segment.max_timestamp >= now - config.retention_ms:
                     break
                 doomed.append(segment)
-            if doomed and doomed[-1] is self._segments[-1]:
+            if doomed and doomed[-1] is active:
                 self._roll(now)
-        if config.retention_bytes >= 0:
+        if config.delete and config.retention_bytes >= 0:
             excess = self.size_bytes - config.retention_bytes
             for segment in self._segments[:-1]:
                 if segment in doomed:
@@ -424,6 +447,58 @@ class PartitionLog:
         for segment in doomed:
             self.size_bytes -= segment.size
             segment.delete()
+
+    # -- cleaning ------------------------------------------------------------------------------------
+    def replace_segments(
+        self,
+        cleaned: LogSegment,
+        old: Sequence[LogSegment],
+        old_sizes: Sequence[int],
+        *,
+        step: Callable[[str], None] | None = None,
+    ) -> bool:
+        """Swap ``cleaned`` (sealed and fsynced, its files named ``.cleaned``) in for the ``old`` segments.
+
+        Runs on the thread that owns the log. Kafka's crash-safe order: index files ``.cleaned`` ->
+        ``.swap``; the log file ``.cleaned`` -> ``.swap`` (the commit point); every old file ->
+        ``.deleted``; the swap files -> their final names; the old files are removed. A crash at any
+        step is finished or undone on the next open (see :func:`_clean_directory`). ``step`` is called
+        after each rename (tests raise from it to simulate a crash there).
+
+        Returns False, deleting ``cleaned``, when the old segments changed while they were being
+        cleaned (truncated, deleted by retention, or one became the active segment again).
+        """
+        self._ensure_open()
+        present = {id(segment) for segment in self._segments[:-1]}
+        if any(id(segment) not in present for segment in old) or [s.size for s in old] != list(old_sizes):
+            cleaned.delete()
+            return False
+        mark = step or _no_step
+        cleaned.rename_index_files(_CLEANED_SUFFIX, _SWAP_SUFFIX)
+        mark("index_swap_files")
+        cleaned.rename_log_file(_CLEANED_SUFFIX, _SWAP_SUFFIX)
+        fsync_directory(self.directory)
+        mark("committed")
+        for segment in old:
+            segment.rename_log_file("", _DELETED_SUFFIX)
+            segment.rename_index_files("", _DELETED_SUFFIX)
+            mark("old_segment_deleted")
+        cleaned.rename_index_files(_SWAP_SUFFIX, "")
+        mark("index_files_renamed")
+        cleaned.rename_log_file(_SWAP_SUFFIX, "")
+        fsync_directory(self.directory)
+        mark("swapped")
+        doomed = {id(segment) for segment in old}
+        with self._lock:
+            kept = [segment for segment in self._segments if id(segment) not in doomed]
+            kept.insert(bisect.bisect_left([s.base_offset for s in kept], cleaned.base_offset), cleaned)
+            self._segments = kept
+            self._bases = [segment.base_offset for segment in kept]
+        for segment in old:
+            self.size_bytes -= segment.size
+            segment.delete()
+        self.size_bytes += cleaned.size
+        return True
 
     # -- flushing ------------------------------------------------------------------------------------
     @property
@@ -496,14 +571,48 @@ class PartitionLog:
         return list(self._segments)
 
 
-def _clean_directory(directory: Path) -> list[int]:
-    """Remove temp files and orphaned indexes left by a crash; return the base offsets of ``.log`` files."""
+def _no_step(_name: str) -> None:
+    return None
+
+
+def _clean_directory(directory: Path) -> tuple[list[int], set[int]]:
+    """Finish or undo an interrupted cleaning, remove temp files and orphaned indexes.
+
+    Returns the base offsets of the ``.log`` files and those of segments swapped in here (their
+    indexes must be rebuilt). The swap protocol (:meth:`PartitionLog.replace_segments`) makes the
+    rename of ``<base>.log.cleaned`` to ``<base>.log.swap`` its commit point, as Kafka's does:
+
+    - no ``.log.swap``: the cleaning never committed; ``.cleaned`` and index ``.swap`` files go, the
+      old segments are intact;
+    - a ``.log.swap`` of next offset N: it replaces every old segment whose base offset lies in
+      ``[base, N)`` (some may already be ``.deleted``); those go and the swap becomes the ``.log``. An
+      old segment of the cleaned group at or past N keeps its records, all of which the cleaning had
+      removed as superseded (Kafka's ``LogLoader`` does the same; the next cleaning removes them again).
+    """
+    log_swaps: list[Path] = []
+    for path in list(directory.iterdir()):
+        if path.name.endswith(LOG_SUFFIX + _SWAP_SUFFIX):
+            log_swaps.append(path)
+        elif path.name.endswith(_TEMP_SUFFIXES):
+            path.unlink(missing_ok=True)  # .cleaned, index .swap, .deleted, .tmp
+    swapped: set[int] = set()
+    for swap in sorted(log_swaps):
+        base = int(swap.name.split(".")[0])
+        end = max(_next_offset_of(swap, base), base + 1)
+        for path in list(directory.iterdir()):
+            match = _SEGMENT_FILE.match(path.name)
+            if match is not None and base <= int(match.group(1)) < end:
+                path.unlink()
+        swap.rename(directory / (segment_name(base) + LOG_SUFFIX))
+        swapped.add(base)
+        logger.warning(
+            "event=cleaning_swap_completed dir=%s base_offset=%d replaced_below=%d", directory.name, base, end
+        )
+    if log_swaps:
+        fsync_directory(directory)
     bases: set[int] = set()
     index_files: list[tuple[int, Path]] = []
     for path in directory.iterdir():
-        if path.name.endswith(_TEMP_SUFFIXES):
-            path.unlink(missing_ok=True)
-            continue
         match = _SEGMENT_FILE.match(path.name)
         if match is None:
             continue
@@ -515,21 +624,37 @@ def _clean_directory(directory: Path) -> list[int]:
     for base, path in index_files:
         if base not in bases:
             path.unlink(missing_ok=True)
-    return sorted(bases)
+    return sorted(bases), swapped
 
 
-def _recover(directory: Path, segments: list[LogSegment], recovery_point: int) -> list[LogSegment]:
+def _next_offset_of(path: Path, base: int) -> int:
+    """The offset after the last whole batch of a segment file (``base`` when it holds none)."""
+    next_offset = base
+    with path.open("rb") as handle:
+        data = handle.read()
+    for _position, header in iter_batches(data):
+        next_offset = header.next_offset
+    return next_offset
+
+
+def _recover(
+    directory: Path, segments: list[LogSegment], recovery_point: int, *, allow_gaps: bool, swapped: set[int]
+) -> list[LogSegment]:
     """Kafka's unclean-start recovery: trust segments wholly below the recovery point, scan the rest,
-    cut at the first bad batch and delete every segment after it."""
+    cut at the first bad batch and delete every segment after it. A segment a cleaning just swapped in
+    was fsynced before its commit: it is trusted, but its indexes are rebuilt."""
     metrics.RECOVERIES.inc()
     bases = [segment.base_offset for segment in segments]
     first_unflushed = max(bisect.bisect_right(bases, recovery_point) - 1, 0)
     for segment in segments[:first_unflushed]:
-        segment.load_clean()
+        if segment.base_offset in swapped:
+            segment.recover(allow_gaps=True)
+        else:
+            segment.load_clean(allow_gaps=allow_gaps)
     expected = segments[first_unflushed - 1].next_offset if first_unflushed else None
     for slot in range(first_unflushed, len(segments)):
         segment = segments[slot]
-        outcome = segment.recover(expected)
+        outcome = segment.recover(expected, allow_gaps=allow_gaps or segment.base_offset in swapped)
         if outcome.truncated_bytes:
             metrics.RECOVERY_TRUNCATED_BYTES.inc(outcome.truncated_bytes)
             dropped = segments[slot + 1 :]

@@ -56,14 +56,15 @@ class RecoveryOutcome(NamedTuple):
 class LogSegment:
     """A ``.log`` file and its two indexes; appends go to the end, reads go anywhere."""
 
-    def __init__(self, directory: Path, base_offset: int, index_interval_bytes: int) -> None:
+    def __init__(self, directory: Path, base_offset: int, index_interval_bytes: int, *, suffix: str = "") -> None:
+        """``suffix``: ``.cleaned`` for a segment the log cleaner is writing (Kafka's file naming)."""
         self.directory = directory
         self.base_offset = base_offset
         self.index_interval_bytes = index_interval_bytes
         stem = segment_name(base_offset)
-        self.log_path = directory / (stem + LOG_SUFFIX)
-        self.offset_index = OffsetIndex(directory / (stem + INDEX_SUFFIX), base_offset)
-        self.time_index = TimeIndex(directory / (stem + TIME_INDEX_SUFFIX), base_offset)
+        self.log_path = directory / (stem + LOG_SUFFIX + suffix)
+        self.offset_index = OffsetIndex(directory / (stem + INDEX_SUFFIX + suffix), base_offset)
+        self.time_index = TimeIndex(directory / (stem + TIME_INDEX_SUFFIX + suffix), base_offset)
         self._fd = os.open(self.log_path, os.O_RDWR | os.O_CREAT | os.O_APPEND, 0o644)
         for index in (self.offset_index, self.time_index):  # Kafka's tools expect all three files
             index.path.touch(exist_ok=True)
@@ -184,7 +185,7 @@ class LogSegment:
         return None
 
     # -- loading and recovery ------------------------------------------------------------------------
-    def load_clean(self) -> None:
+    def load_clean(self, *, allow_gaps: bool = False) -> None:
         """Open after a clean shutdown: trust the files, rebuild only an index that fails its check."""
         try:
             self.offset_index.sanity_check(self.size)
@@ -192,7 +193,7 @@ class LogSegment:
         except IndexCorruptError as exc:
             logger.warning("event=index_rebuild path=%s reason=%s", self.log_path, exc)
             metrics.INDEX_REBUILDS.inc()
-            self.recover()
+            self.recover(allow_gaps=allow_gaps)
             return
         last_offset, position = self.offset_index.last_entry()
         last_time = self.time_index.last_entry()
@@ -214,11 +215,12 @@ class LogSegment:
             return None
         return parse_header(self.read_bytes(0, BATCH_OVERHEAD)).max_timestamp
 
-    def recover(self, expected_offset: int | None = None) -> RecoveryOutcome:
+    def recover(self, expected_offset: int | None = None, *, allow_gaps: bool = False) -> RecoveryOutcome:
         """Scan every batch (size, CRC, offset continuity), rebuild both indexes, cut a bad tail.
 
-        ``expected_offset`` is the offset the first batch must start at: the previous segment's end,
-        which is also this segment's base offset, since a segment is always started at the log end.
+        ``expected_offset`` is the offset the first batch must start at: the previous segment's end.
+        ``allow_gaps``: the log was compacted, so a batch may start after that (as in Kafka); going
+        backwards is damage either way. Without compaction a gap is damage too (a flipped offset bit).
         """
         offset_entries = bytearray()
         time_entries = bytearray()
@@ -235,7 +237,9 @@ class LogSegment:
         expected = self.base_offset if expected_offset is None else expected_offset
         for position, header, problem in self._scan_validated():
             if problem is None and header is not None:
-                if header.base_offset != expected:
+                if header.base_offset < max(expected, self.base_offset) or (
+                    header.base_offset != expected and not allow_gaps
+                ):
                     problem = f"offset {header.base_offset} breaks continuity (expected {expected})"
                 elif header.last_offset - self.base_offset > 0x7FFFFFFF:
                     problem = f"offset {header.last_offset} does not fit this segment's relative offsets"
@@ -337,6 +341,14 @@ class LogSegment:
         _, last_position = self.offset_index.last_entry()
         self._bytes_since_index_entry = self.size - last_position if len(self.offset_index) else since
 
+    def rename_index_files(self, old_suffix: str, new_suffix: str) -> None:
+        """Rename ``.index``/``.timeindex`` from one suffix to another (open descriptors stay valid)."""
+        for index in (self.offset_index, self.time_index):
+            index.path = _renamed(index.path, old_suffix, new_suffix)
+
+    def rename_log_file(self, old_suffix: str, new_suffix: str) -> None:
+        self.log_path = _renamed(self.log_path, old_suffix, new_suffix)
+
     def abandon(self) -> None:
         """Close descriptors without flushing or sealing anything: the state a crash leaves."""
         for fd in (self._fd, self.offset_index._fd, self.time_index._fd):
@@ -381,3 +393,11 @@ class LogSegment:
     @property
     def is_empty(self) -> bool:
         return self.size == 0
+
+
+def _renamed(path: Path, old_suffix: str, new_suffix: str) -> Path:
+    if not path.name.endswith(old_suffix):
+        raise ValueError(f"{path.name} does not end with {old_suffix!r}")
+    target = path.with_name(path.name[: len(path.name) - len(old_suffix)] + new_suffix)
+    path.rename(target)
+    return target

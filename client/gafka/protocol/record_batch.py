@@ -38,6 +38,8 @@ __all__ = [
     "decode_batch",
     "decode_batches",
     "encode_batch",
+    "encode_empty_batch",
+    "encode_retained_batch",
     "iter_batches",
     "parse_header",
     "set_base_offset",
@@ -74,6 +76,7 @@ _COMPRESSION_MASK = 0x07
 _TIMESTAMP_TYPE_MASK = 0x08
 _TRANSACTIONAL_MASK = 0x10
 _CONTROL_MASK = 0x20
+_DELETE_HORIZON_MASK = 0x40
 
 Buffer = bytes | bytearray | memoryview
 
@@ -166,6 +169,16 @@ class BatchHeader(NamedTuple):
     @property
     def is_control(self) -> bool:
         return bool(self.attributes & _CONTROL_MASK)
+
+    @property
+    def has_delete_horizon(self) -> bool:
+        """Set by a log cleaner that kept tombstones (or markers): ``base_timestamp`` is then the time
+        after which they may be removed (Kafka's KIP-534)."""
+        return bool(self.attributes & _DELETE_HORIZON_MASK)
+
+    @property
+    def delete_horizon_ms(self) -> int | None:
+        return self.base_timestamp if self.attributes & _DELETE_HORIZON_MASK else None
 
     @property
     def last_sequence(self) -> int:
@@ -330,6 +343,91 @@ def encode_batch(
     return bytes(out)
 
 
+def encode_retained_batch(original: BatchHeader, records: Sequence[Record], *, delete_horizon_ms: int | None) -> bytes:
+    """Rebuild ``original`` holding only ``records`` (a non-empty subset of its own), as Kafka's cleaner does.
+
+    Every batch field survives: base offset and last offset delta (so the producer's last sequence is
+    kept), producer id, epoch and base sequence, partition leader epoch, compression codec, timestamp
+    type and the transactional/control bits. Records keep their offsets and timestamps. With
+    ``delete_horizon_ms`` the batch carries it in ``base_timestamp`` (attribute bit 6) and the record
+    timestamps become deltas from it, as Kafka's ``MemoryRecordsBuilder`` writes them.
+    """
+    if not records:
+        raise ValueError("a retained batch needs at least one record; use encode_empty_batch")
+    log_append = original.timestamp_type is TimestampType.LOG_APPEND_TIME
+    base_timestamp = delete_horizon_ms if delete_horizon_ms is not None else records[0].timestamp
+    max_timestamp = original.max_timestamp if log_append else max(record.timestamp for record in records)
+    body = bytearray()
+    for record in records:
+        _encode_record(
+            body,
+            record.offset - original.base_offset,
+            record.timestamp - base_timestamp,
+            NewRecord(record.key, record.value, record.headers),
+        )
+    codec = original.compression
+    payload = compress(codec, body) if codec is not Compression.NONE else body
+    keep = _TIMESTAMP_TYPE_MASK | _TRANSACTIONAL_MASK | _CONTROL_MASK
+    attributes = int(codec) | (original.attributes & keep)
+    if delete_horizon_ms is not None:
+        attributes |= _DELETE_HORIZON_MASK
+    return _pack_batch(
+        original,
+        payload,
+        attributes=attributes,
+        base_timestamp=base_timestamp,
+        max_timestamp=max_timestamp,
+        records_count=len(records),
+    )
+
+
+def encode_empty_batch(original: BatchHeader) -> bytes:
+    """The header of ``original`` with no records left (Kafka's ``writeEmptyHeader``): kept by a cleaner
+    so a producer's last sequence and epoch survive. No compression, no base timestamp."""
+    keep = _TIMESTAMP_TYPE_MASK | _TRANSACTIONAL_MASK | _CONTROL_MASK
+    return _pack_batch(
+        original,
+        b"",
+        attributes=original.attributes & keep,
+        base_timestamp=NO_TIMESTAMP,
+        max_timestamp=original.max_timestamp,
+        records_count=0,
+    )
+
+
+def _pack_batch(
+    original: BatchHeader,
+    payload: Buffer,
+    *,
+    attributes: int,
+    base_timestamp: int,
+    max_timestamp: int,
+    records_count: int,
+) -> bytes:
+    size = BATCH_OVERHEAD + len(payload)
+    out = bytearray(size)
+    _HEADER.pack_into(
+        out,
+        0,
+        original.base_offset,
+        size - LOG_OVERHEAD,
+        original.partition_leader_epoch,
+        MAGIC,
+        0,
+        attributes,
+        original.last_offset_delta,
+        base_timestamp,
+        max_timestamp,
+        original.producer_id,
+        original.producer_epoch,
+        original.base_sequence,
+        records_count,
+    )
+    out[BATCH_OVERHEAD:] = payload
+    _UINT32.pack_into(out, _CRC_OFFSET, _compute_crc(out, 0, size))
+    return bytes(out)
+
+
 def _read_bytes(buf: Buffer, pos: int) -> tuple[bytes | None, int]:
     length, pos = read_varint(buf, pos)
     if length < 0:
@@ -398,11 +496,12 @@ def decode_batch(buf: Buffer, pos: int = 0, *, header: BatchHeader | None = None
     return records
 
 
-def check_records(buf: Buffer, pos: int, header: BatchHeader) -> None:
+def check_records(buf: Buffer, pos: int, header: BatchHeader, *, require_keys: bool = False) -> None:
     """Walk the records of an intact batch and check the counts and offset deltas a leader relies on.
 
     Cheaper than :func:`decode_batch` (nothing is copied out), and enough to guarantee that whatever
-    the log stores can later be decoded for a consumer.
+    the log stores can later be decoded for a consumer. ``require_keys``: a record without a key is
+    refused (a compacted topic keeps the last record per key, so a keyless one has no meaning there).
     """
     if header.records_count != header.last_offset_delta + 1:
         raise InvalidRecordError(
@@ -417,9 +516,13 @@ def check_records(buf: Buffer, pos: int, header: BatchHeader) -> None:
             if length <= 0 or body + length > end:
                 raise InvalidRecordError("record length runs past the end of the batch")
             _timestamp_delta, after = read_varint(section, body + 1)
-            offset_delta, _ = read_varint(section, after)
+            offset_delta, after = read_varint(section, after)
             if offset_delta != expected_delta:
                 raise InvalidRecordError(f"record offset delta {offset_delta}, expected {expected_delta}")
+            if require_keys and read_varint(section, after)[0] < 0:
+                raise InvalidRecordError(
+                    f"record {expected_delta} of the batch has no key: a compacted topic only takes records with keys"
+                )
             cursor = body + length
     except VarintError as exc:
         raise InvalidRecordError(str(exc)) from exc

@@ -108,7 +108,7 @@ public final class KafkaSegmentWriter {
         return new LogConfig(props);
     }
 
-    private static UnifiedLog openLog(File dir, LogConfig config, KafkaScheduler scheduler, boolean clean)
+    static UnifiedLog openLog(File dir, LogConfig config, KafkaScheduler scheduler, boolean clean)
             throws IOException {
         return UnifiedLog.create(
             dir, config, 0L, 0L, scheduler, new BrokerTopicStats(), Time.SYSTEM,
@@ -221,7 +221,7 @@ public final class KafkaSegmentWriter {
         return out;
     }
 
-    private static MemoryRecords build(JsonNode batch, long baseOffset) {
+    static MemoryRecords build(JsonNode batch, long baseOffset) {
         Compression compression = Compression.of(batch.path("codec").asText("none")).build();
         JsonNode logAppendTime = batch.path("log_append_time");
         boolean appendTime = logAppendTime.isIntegralNumber();
@@ -251,7 +251,7 @@ public final class KafkaSegmentWriter {
     }
 
     /** Every batch of a segment file as Kafka's FileRecords sees it, records included. */
-    private static ArrayNode read(File file) throws IOException {
+    static ArrayNode read(File file) throws IOException {
         ArrayNode batches = JSON.createArrayNode();
         try (FileRecords records = FileRecords.open(file, false)) {
             for (FileChannelRecordBatch batch : records.batches()) {
@@ -282,7 +282,7 @@ public final class KafkaSegmentWriter {
         return batches;
     }
 
-    private static ObjectNode describe(Record record) {
+    static ObjectNode describe(Record record) {
         ObjectNode r = JSON.createObjectNode();
         r.put("offset", record.offset());
         r.put("timestamp", record.timestamp());

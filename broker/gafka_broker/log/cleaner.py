@@ -1,0 +1,461 @@
+"""Kafka's log cleaner for one partition log: keep the last record per key, offsets unchanged.
+
+One cleaning (Kafka's ``Cleaner.doClean``):
+
+1. Map every key of the *dirty* section ``[first_dirty, first_uncleanable)`` to its last offset.
+2. Recopy the log from its first segment up to the end of the mapped section, group by group (a
+   group is consecutive segments that fit in one segment), into a ``.cleaned`` segment beside the
+   old ones, keeping a record when it is the last of its key, or lies past the mapped section, or is
+   a tombstone whose delete horizon has not passed; then swap it in
+   (:meth:`PartitionLog.replace_segments`).
+
+Batches keep every field Kafka keeps: a batch whose records all survive is copied byte for byte; one
+that loses records is rebuilt around the survivors with the same base offset, last offset delta,
+producer id/epoch/sequence, leader epoch, codec and attributes. A batch that keeps tombstones gets a
+*delete horizon* (now + ``delete.retention.ms``, KIP-534); once it has passed, the next cleaning
+removes them. An emptied batch disappears, except the last batch of a producer (its sequence and
+epoch must survive) and the last batch of the cleaned range (the log's last offset must survive).
+
+Transactions: :class:`TransactionRetention` is where Kafka's ``CleanedTransactionMetadata`` decides
+about transactional batches and control markers. The log refuses both from clients today (no
+transaction coordinator yet), so every batch is non-transactional; when markers exist, aborted
+transactions' batches will be dropped and markers kept until their own delete horizon passes, in
+the two methods below, without touching the rest of the cleaner.
+
+Reading happens on the cleaner's thread through its own file descriptors (a segment deleted by
+retention meanwhile is still readable, and never confused with a new file); only the swap runs on
+the log's owner thread, through ``run_on_owner``.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
+from enum import Enum
+
+from gafka.protocol.record_batch import (
+    BATCH_OVERHEAD,
+    NO_PRODUCER_ID,
+    BatchHeader,
+    Record,
+    decode_batch,
+    encode_empty_batch,
+    encode_retained_batch,
+    iter_batches,
+    parse_header,
+)
+from gafka_broker.log.partition_log import PartitionLog
+from gafka_broker.log.segment import LogSegment
+from gafka_broker.topic_config import TopicConfig
+
+logger = logging.getLogger(__name__)
+
+_READ_CHUNK = 1024 * 1024
+DEFAULT_MAX_MAP_ENTRIES = 4_000_000
+"""Keys one cleaning maps at most (Kafka's dedupe buffer); a larger dirty section is cleaned in steps."""
+
+
+class CleaningAbortedError(Exception):
+    """The log changed under the cleaner (segments deleted or truncated) or the cleaner is stopping."""
+
+
+class Retention(Enum):
+    """Kafka's ``BatchRetention``: what happens to a batch before its records are looked at."""
+
+    DELETE = "delete"
+    RETAIN_EMPTY = "retain_empty"
+    DELETE_EMPTY = "delete_empty"
+
+
+@dataclass
+class CleanerStats:
+    """What one cleaning read, kept and spent."""
+
+    bytes_read: int = 0
+    bytes_written: int = 0
+    records_read: int = 0
+    records_retained: int = 0
+    map_records: int = 0
+    seconds: float = 0.0
+
+
+@dataclass(frozen=True)
+class CleaningRange:
+    """Kafka's ``LogToClean``: where the dirty section starts and where cleaning must stop."""
+
+    first_dirty: int
+    first_uncleanable: int
+    clean_bytes: int
+    cleanable_bytes: int
+    compaction_overdue: bool
+
+    @property
+    def dirty_ratio(self) -> float:
+        total = self.clean_bytes + self.cleanable_bytes
+        return self.cleanable_bytes / total if total else 0.0
+
+
+@dataclass
+class OffsetMap:
+    """Key -> last offset in the dirty section (Kafka's ``SkimpyOffsetMap``, exact instead of hashed).
+
+    Kafka stops mapping at the record that fills the map; here the check is between batches, so the
+    map may exceed ``max_entries`` by one batch and always covers at least one batch (progress)."""
+
+    max_entries: int
+    offsets: dict[bytes, int] = field(default_factory=dict)
+    latest_offset: int = -1
+
+    @property
+    def full(self) -> bool:
+        return len(self.offsets) >= self.max_entries
+
+    def get(self, key: bytes) -> int:
+        return self.offsets.get(key, -1)
+
+
+class TransactionRetention:
+    """Kafka's ``CleanedTransactionMetadata`` for a log that holds no transactional batches or markers.
+
+    The log refuses both at append (``PartitionLog._validate``), so no batch of an aborted transaction
+    can be met and no marker either; the cleaner asks here all the same, so transactions plug in by
+    changing these two answers only.
+    """
+
+    def discard_batch(self, header: BatchHeader) -> bool:
+        """True when a data batch belongs to an aborted transaction (then it is removed whole)."""
+        return False
+
+    def discard_marker(self, header: BatchHeader) -> bool:
+        """True when a control marker's transaction has no records left (then it may go after its horizon)."""
+        return False
+
+
+class Throttle:
+    """Kafka's ``Throttler``: sleep so that the bytes passed through stay under ``rate`` per second."""
+
+    def __init__(self, rate_bytes_per_second: float, *, wait: Callable[[float], object] = time.sleep) -> None:
+        self.rate = rate_bytes_per_second
+        self._wait = wait
+        self._period_start = time.monotonic()
+        self._observed = 0.0
+
+    def maybe_throttle(self, observed: int) -> None:
+        if self.rate <= 0 or self.rate == float("inf"):
+            return
+        self._observed += observed
+        now = time.monotonic()
+        elapsed = now - self._period_start
+        if elapsed < 0.05 and self._observed < self.rate * 0.05:
+            return
+        needed = self._observed / self.rate
+        if needed > elapsed:
+            self._wait(needed - elapsed)
+        self._period_start = time.monotonic()
+        self._observed = 0.0
+
+
+def cleaning_range(log: PartitionLog, first_dirty: int, stable_offset: int, now_ms: int) -> CleaningRange:
+    """Kafka's ``LogCleanerManager.cleanableOffsets`` and ``maxCompactionDelay`` for ``log``.
+
+    The dirty section starts at ``first_dirty`` (the checkpoint; the log start when it is out of range)
+    and ends at the first of: ``stable_offset`` (never clean what is not committed: a leader change
+    could still truncate it), the active segment, and the first segment with a record younger than
+    ``min.compaction.lag.ms``. Overdue: a dirty segment's first batch is older than
+    ``max.compaction.lag.ms``, which makes the log cleanable whatever its dirty ratio.
+    """
+    segments = log.segments
+    config = log.config
+    if not log.log_start_offset <= first_dirty <= log.log_end_offset:
+        first_dirty = log.log_start_offset
+    active = segments[-1]
+    limit = min(stable_offset, active.base_offset)
+    dirty_sealed = [s for s in segments[:-1] if s.next_offset > first_dirty or s.base_offset >= first_dirty]
+    if config.min_compaction_lag_ms > 0:
+        for segment in dirty_sealed:
+            if segment.max_timestamp > now_ms - config.min_compaction_lag_ms:
+                limit = min(limit, segment.base_offset)
+                break
+    limit = max(limit, first_dirty)
+    first_timestamps = [s.first_batch_timestamp for s in dirty_sealed if (s.first_batch_timestamp or 0) > 0]
+    overdue = bool(first_timestamps) and min(t for t in first_timestamps if t is not None) < (
+        now_ms - config.max_compaction_lag_ms
+    )
+    clean_bytes = sum(s.size for s in _overlapping(segments, log.log_start_offset, first_dirty))
+    cleanable_bytes = sum(s.size for s in _overlapping(segments, first_dirty, limit))
+    return CleaningRange(first_dirty, limit, clean_bytes, cleanable_bytes, overdue)
+
+
+def _overlapping(segments: Sequence[LogSegment], start: int, end: int) -> list[LogSegment]:
+    """Kafka's ``logSegments(from, to)``: segments holding offsets in ``[start, end)``, the floor one included."""
+    if end <= start:
+        return []
+    chosen: list[LogSegment] = []
+    for index, segment in enumerate(segments):
+        following = segments[index + 1].base_offset if index + 1 < len(segments) else None
+        if segment.base_offset < end and (following is None or following > start):
+            chosen.append(segment)
+    return chosen
+
+
+class _SegmentReader:
+    """Whole batches of one segment file through the cleaner's own descriptor, up to a fixed size."""
+
+    def __init__(self, segment: LogSegment) -> None:
+        self.segment = segment
+        self.size = segment.size
+        try:
+            self._fd = os.open(segment.log_path, os.O_RDONLY)
+        except FileNotFoundError:
+            raise CleaningAbortedError(f"{segment.log_path.name} vanished before it was cleaned") from None
+
+    def chunks(self, throttle: Throttle, start: int = 0) -> Iterator[tuple[bytes, list[tuple[int, BatchHeader]]]]:
+        """``(data, [(position in data, header)])`` in chunks of about 1 MiB of whole batches."""
+        position = start
+        while position + BATCH_OVERHEAD <= self.size:
+            data = os.pread(self._fd, min(_READ_CHUNK, self.size - position), position)
+            headers = list(iter_batches(data))
+            if not headers:
+                length = parse_header(data).size if len(data) >= BATCH_OVERHEAD else 0
+                if length <= len(data) or position + length > self.size:
+                    return
+                data = os.pread(self._fd, length, position)
+                headers = list(iter_batches(data))
+                if not headers:
+                    return
+            used = headers[-1][0] + headers[-1][1].size
+            throttle.maybe_throttle(used)
+            yield data[:used], headers
+            position += used
+
+    def close(self) -> None:
+        os.close(self._fd)
+
+
+class LogCleaning:
+    """One cleaning of one log (Kafka's ``Cleaner.doClean``)."""
+
+    def __init__(
+        self,
+        log: PartitionLog,
+        cleaning: CleaningRange,
+        *,
+        now_ms: int,
+        throttle: Throttle,
+        run_on_owner: Callable[[Callable[[], bool]], bool],
+        max_map_entries: int = DEFAULT_MAX_MAP_ENTRIES,
+        should_stop: Callable[[], bool] = lambda: False,
+        swap_step: Callable[[str], None] | None = None,
+    ) -> None:
+        self.log = log
+        self.cleaning = cleaning
+        self.now_ms = now_ms
+        self.throttle = throttle
+        self.run_on_owner = run_on_owner
+        self.map = OffsetMap(max_map_entries)
+        self.should_stop = should_stop
+        self.swap_step = swap_step
+        self.stats = CleanerStats()
+        self.transactions = TransactionRetention()
+        self.delete_retention_ms = log.config.delete_retention_ms
+
+    def run(self) -> int:
+        """Clean; returns the new first dirty offset (the end of the mapped section)."""
+        started = time.perf_counter()
+        try:
+            segments = self.log.segments[:-1]
+            self._build_offset_map(segments)
+            end = self.map.latest_offset + 1
+            last_producer_batches = self._last_batch_of_producers()
+            groups = _group_segments(_overlapping(segments, 0, end), self.log.config, self.cleaning.first_uncleanable)
+            for group in groups:
+                self._clean_group(group, last_producer_batches)
+        finally:
+            self.stats.seconds = time.perf_counter() - started
+        return end
+
+    # -- the offset map ------------------------------------------------------------------------------
+    def _build_offset_map(self, segments: Sequence[LogSegment]) -> None:
+        start, end = self.cleaning.first_dirty, self.cleaning.first_uncleanable
+        dirty = _overlapping(segments, start, end)
+        for index, segment in enumerate(dirty):
+            segment_end = dirty[index + 1].base_offset if index + 1 < len(dirty) else end
+            if self._map_segment(segment, start, end):
+                return
+            self.map.latest_offset = max(self.map.latest_offset, segment_end - 1)
+
+    def _map_segment(self, segment: LogSegment, start: int, end: int) -> bool:
+        """Add the keys of ``segment`` in ``[start, end)``; True when the map filled up before its end.
+
+        Unlike Kafka, records past ``end`` in the same segment are not mapped: ``end`` may be the high
+        watermark, and a record a leader change can still truncate must not make an older one go."""
+        reader = _SegmentReader(segment)
+        try:
+            for data, headers in reader.chunks(self.throttle, segment.offset_index.lookup(start)[1]):
+                self._check_stop()
+                for position, header in headers:
+                    if self.map.full:  # checked between batches, so every cleaning maps at least one
+                        return True
+                    if not header.is_control and not self.transactions.discard_batch(header):
+                        for record in decode_batch(data, position, header=header):
+                            if record.key is not None and start <= record.offset < end:
+                                self.map.offsets[record.key] = record.offset
+                            self.stats.map_records += 1
+                    if header.last_offset >= start:
+                        self.map.latest_offset = max(self.map.latest_offset, min(header.last_offset, end - 1))
+                self.stats.bytes_read += len(data)
+        finally:
+            reader.close()
+        return False
+
+    def _last_batch_of_producers(self) -> dict[int, int]:
+        """Producer id -> last offset of its last batch in the whole log (Kafka keeps that batch, empty
+        if need be, so the producer's last sequence and epoch survive cleaning)."""
+        last: dict[int, int] = {}
+        for segment in self.log.segments:
+            reader = _SegmentReader(segment)
+            try:
+                for _data, headers in reader.chunks(_UNTHROTTLED):
+                    for _position, header in headers:
+                        if header.producer_id != NO_PRODUCER_ID:
+                            last[header.producer_id] = header.last_offset
+            finally:
+                reader.close()
+        return last
+
+    # -- recopying -----------------------------------------------------------------------------------
+    def _clean_group(self, group: list[LogSegment], last_producer_batches: dict[int, int]) -> None:
+        sizes = [segment.size for segment in group]
+        readers = [_SegmentReader(segment) for segment in group]
+        cleaned = LogSegment(
+            self.log.directory, group[0].base_offset, self.log.config.index_interval_bytes, suffix=".cleaned"
+        )
+        try:
+            for reader in readers:
+                for data, headers in reader.chunks(self.throttle):
+                    self._check_stop()
+                    out = bytearray()
+                    kept: list[tuple[int, BatchHeader]] = []
+                    for position, header in headers:
+                        retained = self._filter_batch(data, position, header, last_producer_batches)
+                        if retained is not None:
+                            kept.append((len(out), parse_header(retained)))
+                            out += retained
+                    self.stats.bytes_read += len(data)
+                    if out:
+                        cleaned.append(out, kept)
+                        self.stats.bytes_written += len(out)
+                        self.throttle.maybe_throttle(len(out))
+            cleaned.seal()
+            cleaned.flush()
+        except BaseException:
+            cleaned.delete()  # nothing was renamed yet: the .cleaned files are simply dropped
+            raise
+        finally:
+            for reader in readers:
+                reader.close()
+
+        def swap() -> bool:
+            # a failure inside leaves files that the next open finishes or undoes (see _clean_directory)
+            return self.log.replace_segments(cleaned, group, sizes, step=self.swap_step)
+
+        if not self.run_on_owner(swap):
+            raise CleaningAbortedError(f"{self.log.directory.name} changed while it was being cleaned")
+
+    def _filter_batch(
+        self, data: bytes, position: int, header: BatchHeader, last_producer_batches: dict[int, int]
+    ) -> bytes | None:
+        """The bytes to keep for one batch (Kafka's ``MemoryRecords.filterTo`` with the cleaner's filter)."""
+        retention, discard_records = self._batch_retention(header, last_producer_batches)
+        if retention is Retention.DELETE:
+            return None
+        records = decode_batch(data, position, header=header)
+        self.stats.records_read += len(records)
+        retained: list[Record] = []
+        if not discard_records:
+            retained = [record for record in records if header.is_control or self._retain(header, record)]
+        self.stats.records_retained += len(retained)
+        if retained:
+            has_tombstone = any(record.value is None for record in retained)
+            set_horizon = has_tombstone and not header.has_delete_horizon
+            if len(retained) == len(records) and not set_horizon:
+                return data[position : position + header.size]
+            horizon = self.now_ms + self.delete_retention_ms if set_horizon else header.delete_horizon_ms
+            return encode_retained_batch(header, retained, delete_horizon_ms=horizon)
+        if retention is Retention.RETAIN_EMPTY:
+            return encode_empty_batch(header)
+        return None
+
+    def _batch_retention(self, header: BatchHeader, last_producer_batches: dict[int, int]) -> tuple[Retention, bool]:
+        """Kafka's ``checkBatchRetention``: the batch's fate and whether all its records go."""
+        if header.is_control:
+            horizon = header.delete_horizon_ms
+            discard = self.transactions.discard_marker(header) and horizon is not None and horizon <= self.now_ms
+        else:
+            discard = self.transactions.discard_batch(header)
+        if header.producer_id != NO_PRODUCER_ID and last_producer_batches.get(header.producer_id) == header.last_offset:
+            return Retention.RETAIN_EMPTY, discard
+        if header.next_offset == self.cleaning.first_uncleanable:
+            return Retention.RETAIN_EMPTY, discard  # the last offset of the cleaned range must survive
+        if discard:
+            return Retention.DELETE, discard
+        return Retention.DELETE_EMPTY, discard
+
+    def _retain(self, header: BatchHeader, record: Record) -> bool:
+        """Kafka's ``shouldRetainRecord``: the last record of its key, past the map, or a young tombstone."""
+        if record.offset > self.map.latest_offset:
+            return True
+        if record.key is None:
+            return False
+        if record.offset < self.map.get(record.key):
+            return False
+        if record.value is not None:
+            return True
+        horizon = header.delete_horizon_ms
+        return horizon is None or self.now_ms < horizon
+
+    def _check_stop(self) -> None:
+        if self.should_stop():
+            raise CleaningAbortedError("the cleaner is stopping")
+
+
+_UNTHROTTLED = Throttle(0)
+
+
+def _group_segments(segments: list[LogSegment], config: TopicConfig, first_uncleanable: int) -> list[list[LogSegment]]:
+    """Kafka's ``groupSegmentsBySize``: consecutive segments whose total log size fits ``segment.bytes``,
+    whose index files fit ``segment.index.bytes`` and whose offsets fit one segment's relative offsets."""
+    groups: list[list[LogSegment]] = []
+    remaining = list(segments)
+    while remaining:
+        group = [remaining.pop(0)]
+        log_size = group[0].size
+        index_size = _index_bytes(group[0], 8)
+        time_index_size = _index_bytes(group[0], 12)
+        while remaining:
+            candidate = remaining[0]
+            last_offset = remaining[1].base_offset - 1 if len(remaining) > 1 else first_uncleanable - 1
+            if (
+                log_size + candidate.size > config.segment_bytes
+                or index_size + _index_bytes(candidate, 8) > config.segment_index_bytes
+                or time_index_size + _index_bytes(candidate, 12) > config.segment_index_bytes
+                or (candidate.size > 0 and last_offset - group[0].base_offset > 0x7FFFFFFF)
+            ):
+                break
+            group.append(remaining.pop(0))
+            log_size += candidate.size
+            index_size += _index_bytes(candidate, 8)
+            time_index_size += _index_bytes(candidate, 12)
+        groups.append(group)
+    return groups
+
+
+def _index_bytes(segment: LogSegment, entry_size: int) -> int:
+    index = segment.offset_index if entry_size == 8 else segment.time_index
+    try:
+        return index.path.stat().st_size
+    except FileNotFoundError:
+        return 0
