@@ -164,7 +164,15 @@ _SCHEMAS: dict[str, Any] = {
         "type": "object",
         "properties": {
             name: {"type": "integer"}
-            for name in ("partition", "leader", "leader_epoch", "log_start_offset", "high_watermark", "log_end_offset")
+            for name in (
+                "partition",
+                "leader",
+                "leader_epoch",
+                "log_start_offset",
+                "high_watermark",
+                "log_end_offset",
+                "size_bytes",
+            )
         }
         | {
             "replicas": {"type": "array", "items": {"type": "integer"}},
