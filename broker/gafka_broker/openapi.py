@@ -363,6 +363,11 @@ _SCHEMAS: dict[str, Any] = {
                     ]
                 },
             },
+            "dry_run": {
+                "type": "boolean",
+                "default": False,
+                "description": "Only answer what would be committed (with current_offset); write nothing.",
+            },
         },
         "additionalProperties": False,
     },
