@@ -27,6 +27,7 @@ from gafka_broker.api.produce import ProduceHandlers
 from gafka_broker.api.replication import ReplicationHandlers
 from gafka_broker.api.topics import TopicHandlers
 from gafka_broker.broker import Broker
+from gafka_broker.broker_stats import snapshot
 from gafka_broker.config import BrokerConfig, parse_listen
 from gafka_broker.controller.client import LocalControllerClient, RemoteControllerClient
 from gafka_broker.controller.controller import Controller, ControllerSettings
@@ -38,7 +39,7 @@ from gafka_broker.log.group_commit import GroupCommitter
 from gafka_broker.log.manager import LogManager
 from gafka_broker.log.partition_log import PartitionLog
 from gafka_broker.metadata import META_FILE, BrokerMeta, load_or_create_meta
-from gafka_broker.metrics import GROUPS, PARTITIONS
+from gafka_broker.metrics import BROKER, GROUPS, PARTITIONS
 from gafka_broker.replication.bootstrap import CLUSTER_METADATA_FILE, import_topic_registry
 from gafka_broker.replication.metrics import REPLICATION
 
@@ -89,6 +90,7 @@ def route_table(broker: Broker) -> list[tuple[str, str, Endpoint]]:
     partition = "/v1/topics/{topic}/partitions/{partition}"
     return [
         ("/v1/cluster", "GET", ops.cluster),
+        ("/v1/broker", "GET", ops.broker_stats),
         ("/v1/topics", "GET", topics.list),
         ("/v1/topics", "POST", topics.create),
         ("/v1/topics/{topic}", "GET", topics.describe),
@@ -133,6 +135,7 @@ class _Runtime:
         PARTITIONS.source = self.broker.partitions
         REPLICATION.source = self.broker.partitions
         GROUPS.source = self.broker.groups.stats
+        BROKER.source = lambda: snapshot(self.broker)
         if self.broker.controller_service is not None:
             await self.broker.controller_service.start()
         config = self.broker.config
@@ -257,6 +260,7 @@ class _Runtime:
         PARTITIONS.source = tuple
         REPLICATION.source = tuple
         GROUPS.source = tuple
+        BROKER.source = lambda: None
 
 
 def create_app(broker: Broker, *, on_fatal: FatalHandler | None = None) -> Starlette:

@@ -18,7 +18,7 @@ import random
 import time
 import uuid
 from collections.abc import Iterator, Mapping
-from typing import Any
+from typing import Any, ClassVar
 
 import httpx
 
@@ -496,6 +496,10 @@ class Broker:
         self.groups.forget_topic(name)
 
     # -- describing ----------------------------------------------------------------------------------
+    _UNKNOWN_OFFSETS: ClassVar[dict[str, None]] = dict.fromkeys(
+        ("log_start_offset", "high_watermark", "log_end_offset", "size_bytes")
+    )
+
     async def describe_topic(self, name: str, *, created: bool = False) -> dict[str, Any]:
         """``GET /v1/topics/{topic}``: replicas, leader and ISR from the metadata, offsets from the leaders
         (null for a leader that does not answer within a second); ``created``: a new topic, all zero."""
@@ -505,12 +509,13 @@ class Broker:
         for index, state in enumerate(info.partitions):
             local = self.replica_manager.get(name, index)
             if created:
-                offsets[index] = {"log_start_offset": 0, "high_watermark": 0, "log_end_offset": 0}
+                offsets[index] = {"log_start_offset": 0, "high_watermark": 0, "log_end_offset": 0, "size_bytes": 0}
             elif local is not None and local.is_leader:
                 offsets[index] = {
                     "log_start_offset": local.log_start_offset,
                     "high_watermark": local.high_watermark,
                     "log_end_offset": local.log_end_offset,
+                    "size_bytes": local.log.size_bytes,
                 }
             elif state.leader != NO_LEADER and self.broker_url(state.leader) is not None:
                 remote.setdefault(state.leader, []).append(index)
@@ -530,9 +535,7 @@ class Broker:
                     "replicas": list(state.replicas),
                     "isr": list(state.isr),
                     "leader_epoch": state.leader_epoch,
-                    **(
-                        offsets.get(index) or {"log_start_offset": None, "high_watermark": None, "log_end_offset": None}
-                    ),
+                    **(offsets.get(index) or self._UNKNOWN_OFFSETS),
                 }
                 for index, state in enumerate(info.partitions)
             ],
@@ -558,6 +561,7 @@ class Broker:
                 "log_start_offset": int(entry["log_start_offset"]),
                 "high_watermark": int(entry["high_watermark"]),
                 "log_end_offset": int(entry["log_end_offset"]),
+                "size_bytes": int(entry.get("size_bytes", 0)),  # a leader of an older version does not say
             }
             for entry in data.get("partitions", [])
         }

@@ -168,6 +168,32 @@ def register(app: typer.Typer) -> None:
         )
         raise typer.Exit(code=run(settings))
 
+    @app.command("console")
+    def console(
+        bootstrap: Annotated[
+            str, typer.Option("--bootstrap", help="Broker URL(s) of the cluster, comma-separated.")
+        ] = "http://127.0.0.1:9092",
+        listen: Annotated[str, typer.Option("--listen", help="HOST:PORT to serve on (port 0: any free port).")] = (
+            "127.0.0.1:8080"
+        ),
+        log_level: Annotated[str, typer.Option("--log-level", help="debug, info, warning or error.")] = "info",
+    ) -> None:
+        """Serve the web console for a cluster: open the printed address in a browser."""
+        from gafka_broker.config import parse_listen
+        from gafka_broker.console.server import run
+
+        urls = [url.strip() for url in bootstrap.split(",") if url.strip()]
+        bad = [url for url in urls if not url.startswith(("http://", "https://"))]
+        if not urls or bad:
+            typer.echo(f"gafka: --bootstrap needs http(s):// URLs (got {bootstrap!r})", err=True)
+            raise typer.Exit(code=2)
+        try:
+            host, port = parse_listen(listen)
+        except ValueError as exc:
+            typer.echo(f"gafka: --listen: {exc}", err=True)
+            raise typer.Exit(code=2) from None
+        raise typer.Exit(code=run(urls, host, port, log_level))
+
     @app.command("dev")
     def dev(
         brokers: Annotated[

@@ -16,16 +16,20 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metri
 from prometheus_client.registry import Collector
 
 if TYPE_CHECKING:
+    from gafka_broker.broker_stats import BrokerSnapshot
     from gafka_broker.partition import BrokerPartition
 
 __all__ = [
+    "BROKER",
     "GROUPS",
     "HTTP_ERRORS",
+    "LISTENER_CONNECTIONS",
     "LONG_POLLS",
     "PARTITIONS",
     "REQUEST_LATENCY",
     "GroupStats",
     "TopicMetrics",
+    "counter_total",
     "forget_topic",
     "topic_metrics",
 ]
@@ -49,6 +53,17 @@ LONG_POLLS = Gauge("gafka_fetch_long_polls", "Fetches parked waiting for data ri
 PRODUCE_FAILURES = Counter(
     "gafka_produce_record_failures", "Records rejected at append time (after validation), by topic.", ["topic"]
 )
+
+
+LISTENER_CONNECTIONS: dict[str, Callable[[], int]] = {}
+"""Open connections per listener, read at scrape time (the server registers its listeners here)."""
+
+
+def counter_total(counter: Counter) -> int:
+    """The sum of every child of a labelled counter (e.g. bytes in over all topics)."""
+    return int(
+        sum(sample.value for metric in counter.collect() for sample in metric.samples if sample.name.endswith("_total"))
+    )
 
 
 class TopicMetrics:
@@ -156,3 +171,61 @@ class GroupCollector(Collector):
 
 GROUPS = GroupCollector()
 REGISTRY.register(GROUPS)
+
+
+class BrokerCollector(Collector):
+    """Disk, connections and the cluster's health as this broker sees it, read when Prometheus scrapes.
+
+    Every broker reports the ``gafka_cluster_*`` gauges from its own copy of the metadata, so queries take
+    ``max`` over brokers (any live broker answers; a dead one simply drops out)."""
+
+    def __init__(self) -> None:
+        self.source: Callable[[], BrokerSnapshot | None] = lambda: None
+
+    def collect(self) -> Iterator[Metric]:
+        stats = self.source()
+        if stats is None:
+            return
+        info = GaugeMetricFamily(
+            "gafka_broker_info", "1, labelled with the broker's id and rack.", labels=["broker_id", "rack"]
+        )
+        info.add_metric([str(stats.broker_id), stats.rack or ""], 1)
+        free = GaugeMetricFamily("gafka_log_dir_free_bytes", "Free bytes on the file system of the data directory.")
+        free.add_metric([], stats.disk_free_bytes)
+        capacity = GaugeMetricFamily("gafka_log_dir_capacity_bytes", "Size of the file system of the data directory.")
+        capacity.add_metric([], stats.disk_capacity_bytes)
+        connections = GaugeMetricFamily(
+            "gafka_listener_connections", "Open client connections, per listener.", labels=["listener"]
+        )
+        for listener, count in stats.connections.items():
+            connections.add_metric([listener], count)
+        yield from (info, free, capacity, connections)
+        if stats.health is None:
+            return
+        health = stats.health
+        brokers = GaugeMetricFamily(
+            "gafka_cluster_brokers",
+            "Brokers the cluster metadata knows, by state (unfenced or fenced).",
+            labels=["state"],
+        )
+        brokers.add_metric(["unfenced"], stats.live_brokers)
+        brokers.add_metric(["fenced"], stats.fenced_brokers)
+        partitions = GaugeMetricFamily(
+            "gafka_cluster_partitions",
+            "Partitions of every topic, by state (all, under_replicated, under_min_isr, offline).",
+            labels=["state"],
+        )
+        for state, value in health.to_json().items():
+            partitions.add_metric(["all" if state == "total" else state], value)
+        controller = GaugeMetricFamily(
+            "gafka_cluster_controller_id", "Id of the controlling broker, -1 for a controller process of its own."
+        )
+        controller.add_metric([], stats.controller_id)
+        leaders = GaugeMetricFamily("gafka_broker_leader_partitions", "Partitions this broker leads.")
+        load = health.brokers.get(stats.broker_id)
+        leaders.add_metric([], load.leaders if load is not None else 0)
+        yield from (brokers, partitions, controller, leaders)
+
+
+BROKER = BrokerCollector()
+REGISTRY.register(BROKER)

@@ -72,10 +72,50 @@ _SCHEMAS: dict[str, Any] = {
             "cluster_id": {"type": "string"},
             "brokers": {
                 "type": "array",
-                "items": {"type": "object", "properties": {"id": {"type": "integer"}, "url": {"type": "string"}}},
+                "items": {
+                    "type": "object",
+                    "properties": {
+                        "id": {"type": "integer"},
+                        "url": {"type": "string"},
+                        "fenced": {"type": "boolean"},
+                        "rack": {"type": ["string", "null"]},
+                        "leaders": {"type": "integer", "description": "Partitions it leads."},
+                        "replicas": {"type": "integer", "description": "Partition replicas it hosts."},
+                    },
+                },
             },
             "controller": {"type": "integer"},
+            "partitions": {
+                "type": ["object", "null"],
+                "description": "Partition health (null until the broker has the cluster metadata).",
+                "properties": {
+                    "total": {"type": "integer"},
+                    "under_replicated": {"type": "integer"},
+                    "under_min_isr": {"type": "integer"},
+                    "offline": {"type": "integer"},
+                },
+            },
             "limits": {"type": "object", "additionalProperties": {"type": "integer"}},
+        },
+    },
+    "BrokerStats": {
+        "type": "object",
+        "properties": {
+            "id": {"type": "integer"},
+            "url": {"type": "string"},
+            "rack": {"type": ["string", "null"]},
+            "ready": {"type": "boolean"},
+            "time_ms": {"type": "integer"},
+            "leaders": {"type": "integer"},
+            "replicas": {"type": "integer"},
+            "bytes_in_total": {"type": "integer"},
+            "bytes_out_total": {"type": "integer"},
+            "messages_in_total": {"type": "integer"},
+            "messages_out_total": {"type": "integer"},
+            "log_size_bytes": {"type": "integer"},
+            "disk_free_bytes": {"type": "integer"},
+            "disk_capacity_bytes": {"type": "integer"},
+            "connections": {"type": "object", "additionalProperties": {"type": "integer"}},
         },
     },
     "CreateTopic": {
@@ -124,7 +164,15 @@ _SCHEMAS: dict[str, Any] = {
         "type": "object",
         "properties": {
             name: {"type": "integer"}
-            for name in ("partition", "leader", "leader_epoch", "log_start_offset", "high_watermark", "log_end_offset")
+            for name in (
+                "partition",
+                "leader",
+                "leader_epoch",
+                "log_start_offset",
+                "high_watermark",
+                "log_end_offset",
+                "size_bytes",
+            )
         }
         | {
             "replicas": {"type": "array", "items": {"type": "integer"}},
@@ -315,6 +363,11 @@ _SCHEMAS: dict[str, Any] = {
                     ]
                 },
             },
+            "dry_run": {
+                "type": "boolean",
+                "default": False,
+                "description": "Only answer what would be committed (with current_offset); write nothing.",
+            },
         },
         "additionalProperties": False,
     },
@@ -386,6 +439,12 @@ def _paths() -> dict[str, Any]:
             "get": {
                 "summary": "Cluster id, brokers, controller and request limits",
                 "responses": {"200": _json(_ref("Cluster"), "The cluster")},
+            }
+        },
+        "/v1/broker": {
+            "get": {
+                "summary": "This broker's traffic counters, disk and connections",
+                "responses": {"200": _json(_ref("BrokerStats"), "The broker's own numbers")},
             }
         },
         "/v1/topics": {

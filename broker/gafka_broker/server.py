@@ -21,6 +21,7 @@ from gafka_broker.app import build_broker, create_app
 from gafka_broker.config import BrokerConfig
 from gafka_broker.logfmt import configure_logging
 from gafka_broker.metadata import DataDirLock, MetadataError
+from gafka_broker.metrics import LISTENER_CONNECTIONS
 
 __all__ = ["run"]
 
@@ -102,6 +103,7 @@ def run(config: BrokerConfig) -> int:
                 on_signal=broker.begin_shutdown,
             )
             holder.append(server)
+            LISTENER_CONNECTIONS["http"] = lambda: len(server.server_state.connections)
             log.info(
                 "event=listening url=%s data_dir=%s broker_id=%d cluster_id=%s",
                 url,

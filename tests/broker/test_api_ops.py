@@ -65,6 +65,37 @@ def test_metrics(http: httpx.Client, topic: str) -> None:
     assert "gafka_fetch_long_polls" in text
 
 
+def test_broker_stats_and_cluster_health(http: httpx.Client, topic: str) -> None:
+    """``GET /v1/broker`` counts traffic, disk and connections; ``/v1/cluster`` the partitions and leaderships;
+    ``/metrics`` shows the same numbers."""
+    before = http.get("/v1/broker").json()
+    create_topic(http, topic, 2)
+    produce(http, topic, [{"value": "abc", "partition": 0}, {"value": "def", "partition": 1}])
+    fetch(http, topic, 0, 0)
+    after = http.get("/v1/broker").json()
+    assert after["ready"] is True
+    assert after["messages_in_total"] - before["messages_in_total"] == 2
+    assert after["bytes_in_total"] - before["bytes_in_total"] > 6
+    assert after["messages_out_total"] - before["messages_out_total"] == 1
+    assert after["leaders"] >= 2 and after["replicas"] >= 2
+    assert 0 < after["disk_free_bytes"] <= after["disk_capacity_bytes"]
+    assert after["log_size_bytes"] > 0
+    assert after["connections"]["http"] >= 1  # this client's
+    cluster = http.get("/v1/cluster").json()
+    (me,) = cluster["brokers"]
+    assert me["leaders"] == after["leaders"] and me["rack"] is None
+    assert cluster["partitions"]["total"] >= 2
+    assert cluster["partitions"]["offline"] == cluster["partitions"]["under_replicated"] == 0
+    text = http.get("/metrics").text
+    assert metric(text, "gafka_cluster_partitions", state="all") == cluster["partitions"]["total"]
+    assert metric(text, "gafka_cluster_partitions", state="offline") == 0
+    assert metric(text, "gafka_cluster_brokers", state="unfenced") == 1
+    assert metric(text, "gafka_broker_leader_partitions") == after["leaders"]
+    assert (metric(text, "gafka_log_dir_free_bytes") or 0) > 0
+    assert (metric(text, "gafka_listener_connections", listener="http") or 0) >= 1
+    assert metric(text, "gafka_broker_info", broker_id=str(me["id"]), rack="") == 1
+
+
 def test_errors_are_counted_by_code(http: httpx.Client) -> None:
     http.get("/v1/topics/no-such-topic")
     text = http.get("/metrics").text

@@ -22,7 +22,14 @@ def http(shared_broker: BrokerProcess) -> Iterator[httpx.Client]:
 
 def test_cluster_is_one_node_that_controls_itself(shared_broker: BrokerProcess, http: httpx.Client) -> None:
     body = http.get("/v1/cluster").json()
-    assert body["brokers"] == [{"id": 0, "url": shared_broker.url, "fenced": False}]
+    (me,) = body["brokers"]
+    assert {key: me[key] for key in ("id", "url", "fenced", "rack")} == {
+        "id": 0,
+        "url": shared_broker.url,
+        "fenced": False,
+        "rack": None,
+    }
+    assert me["leaders"] == me["replicas"] == body["partitions"]["total"]  # one node leads everything
     assert body["controller"] == 0
     assert isinstance(body["cluster_id"], str) and body["cluster_id"]
     assert body["limits"]["max_records_per_request"] == 10_000
@@ -50,6 +57,7 @@ def test_create_describe_list(http: httpx.Client, topic: str) -> None:
             "log_start_offset": 0,
             "high_watermark": 0,
             "log_end_offset": 0,
+            "size_bytes": 0,
         }
     assert described["configs"]["retention.ms"] == "60000"
     assert described["configs"]["cleanup.policy"] == "delete"
@@ -85,8 +93,14 @@ def test_alter_adds_partitions_and_changes_configs(http: httpx.Client, topic: st
     # The new partitions take records.
     offsets = produce(http, topic, [{"value": "x", "partition": 3}])
     assert offsets == [{"partition": 3, "offset": 0, "timestamp": offsets[0]["timestamp"]}]
-    assert http.get(f"/v1/topics/{topic}").json() == body | {
-        "partitions": [*body["partitions"][:3], body["partitions"][3] | {"high_watermark": 1, "log_end_offset": 1}]
+    after = http.get(f"/v1/topics/{topic}").json()
+    assert after["partitions"][3]["size_bytes"] > 0
+    assert after == body | {
+        "partitions": [
+            *body["partitions"][:3],
+            body["partitions"][3]
+            | {"high_watermark": 1, "log_end_offset": 1, "size_bytes": after["partitions"][3]["size_bytes"]},
+        ]
     }
 
 

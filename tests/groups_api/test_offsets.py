@@ -180,6 +180,32 @@ def test_reset_to_earliest_follows_retention(http: httpx.Client) -> None:
     assert response.json()["offsets"][0]["offset"] >= start > 0
 
 
+def test_reset_dry_run_previews_without_writing(http: httpx.Client) -> None:
+    """``dry_run`` answers what a reset would commit, next to what is committed now, and changes nothing."""
+    topic, group = _topic(http, 2, **{"retention.ms": "-1"}), unique_group()
+    _produce(http, topic, 0, 5)
+    member = Member(http, group, [topic])
+    member.join()
+    assert member.commit({(topic, 0): 2}).status_code == 200
+    reset = f"/v1/groups/{group}/offsets/reset"
+    assert error(http.post(reset, json={"to": "latest", "dry_run": True})) == (409, "NON_EMPTY_GROUP")
+    member.leave()
+    preview = http.post(reset, json={"to": "latest", "topics": [topic], "dry_run": True})
+    assert preview.status_code == 200, preview.text
+    assert preview.json() == {
+        "dry_run": True,
+        "offsets": [
+            {"topic": topic, "partition": 0, "offset": 5, "current_offset": 2},
+            {"topic": topic, "partition": 1, "offset": 0, "current_offset": None},
+        ],
+    }
+    assert committed(http, group) == {(topic, 0): 2}
+    assert error(http.post(reset, json={"to": "latest", "dry_run": "yes"})) == (400, "INVALID_REQUEST")
+    done = http.post(reset, json={"to": "latest", "topics": [topic]})
+    assert done.status_code == 200
+    assert committed(http, group) == {(topic, 0): 5, (topic, 1): 0}
+
+
 def test_delete_needs_an_empty_group_and_takes_the_offsets(http: httpx.Client) -> None:
     topic, group = _topic(http, 1), unique_group()
     member = Member(http, group, [topic])

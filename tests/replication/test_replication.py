@@ -370,6 +370,23 @@ def test_any_broker_serves_json_clients_by_forwarding(cluster_factory: Any) -> N
                     assert raw.status_code == 421 and raw.json()["leader_id"] == leader  # the SDK goes to leaders
     assert described[0] == described[1] == described[2]
     assert sum(p["high_watermark"] for p in described[0]["partitions"]) == 36
+    # The record formats travel with a forwarded produce: binary keys and values arrive as bytes.
+    leader = described[0]["partitions"][0]["leader"]
+    other = next(b for b in cluster.brokers if b != leader)
+    with cluster.client(other) as http:
+        body = {
+            "key_format": "base64",
+            "value_format": "base64",
+            "records": [{"key": "AAH/", "value": "3q2+7w==", "partition": 0}],
+        }
+        answer = http.post("/v1/topics/orders/records", json=body)
+        assert answer.status_code == 200, answer.text
+        offset = answer.json()["offsets"][0]["offset"]
+        fetched = http.get(
+            "/v1/topics/orders/partitions/0/records",
+            params={"offset": offset, "max_wait_ms": 0, "key_format": "base64", "value_format": "base64"},
+        ).json()["records"][0]
+        assert (fetched["key"], fetched["value"]) == ("AAH/", "3q2+7w==")
 
 
 @pytest.mark.parametrize("stop", ["sigterm"])

@@ -43,7 +43,7 @@ HEARTBEAT_FIELDS = frozenset(
     {"member_id", "member_epoch", "topics", "instance_id", "rebalance_timeout_ms", "owned", "assignor"}
 )
 COMMIT_FIELDS = frozenset({"member_id", "member_epoch", "offsets"})
-RESET_FIELDS = frozenset({"to", "topics"})
+RESET_FIELDS = frozenset({"to", "topics", "dry_run"})
 _OFFSET_FIELDS = frozenset({"topic", "partition", "offset", "metadata"})
 _TOPIC_PARTITIONS_FIELDS = frozenset({"topic", "partitions"})
 

@@ -233,6 +233,27 @@ class GroupHandlers:
             return forwarded
         document = await read_json_object(request, RESET_FIELDS, SMALL_BODY_LIMIT)
         target, topics = parse_reset(document)
+        dry_run = document.get("dry_run", False)
+        if not isinstance(dry_run, bool):
+            raise ApiError(ErrorCode.INVALID_REQUEST, "dry_run must be true or false")
+        if dry_run:
+            with _group_errors():
+                planned = await self.broker.groups.plan_reset(group_id, target, topics)
+            current = {(c.topic, c.partition): c.offset for c in self.broker.groups.committed(group_id)}
+            return json_response(
+                {
+                    "dry_run": True,
+                    "offsets": [
+                        {
+                            "topic": topic,
+                            "partition": partition,
+                            "offset": offset,
+                            "current_offset": current.get((topic, partition)),
+                        }
+                        for (topic, partition), offset in sorted(planned.items())
+                    ],
+                }
+            )
         with _group_errors():
             offsets = await self.broker.groups.reset(group_id, target, topics)
         await self.broker.groups.durable(group_id)

@@ -8,6 +8,8 @@ from starlette.responses import Response
 
 from gafka_broker.api.common import json_response
 from gafka_broker.broker import Broker
+from gafka_broker.broker_stats import broker_stats
+from gafka_broker.cluster_health import cluster_health
 from gafka_broker.errors import ApiError, ErrorCode
 from gafka_broker.openapi import openapi_document
 
@@ -28,12 +30,24 @@ class OpsHandlers:
         config = broker.config
         metadata = broker.replica_manager.metadata
         if metadata is None:
-            brokers = [{"id": broker.meta.broker_id, "url": broker.url, "fenced": True}]
-        else:
             brokers = [
-                {"id": info.broker_id, "url": info.url, "fenced": info.fenced}
+                {"id": broker.meta.broker_id, "url": broker.url, "fenced": True, "rack": config.rack, "leaders": 0}
+            ]
+            partitions = None
+        else:
+            health = cluster_health(metadata)
+            brokers = [
+                {
+                    "id": info.broker_id,
+                    "url": info.url,
+                    "fenced": info.fenced,
+                    "rack": info.rack,
+                    "leaders": health.brokers[info.broker_id].leaders,
+                    "replicas": health.brokers[info.broker_id].replicas,
+                }
                 for info in sorted(metadata.brokers.values(), key=lambda info: info.broker_id)
             ]
+            partitions = health.to_json()
         controller_url = broker.url if broker.controller_service is not None else broker.config.controller_url
         return json_response(
             {
@@ -41,6 +55,7 @@ class OpsHandlers:
                 "brokers": brokers,
                 "controller": broker.controller_id,
                 "controller_url": controller_url,
+                "partitions": partitions,
                 "limits": {
                     "max_request_bytes": config.max_request_bytes,
                     "max_records_per_request": config.max_records_per_request,
@@ -50,6 +65,10 @@ class OpsHandlers:
                 },
             }
         )
+
+    async def broker_stats(self, _request: Request) -> Response:
+        """``GET /v1/broker``: this broker's own counters and disk (the console turns them into rates)."""
+        return json_response(broker_stats(self.broker))
 
     async def healthz(self, _request: Request) -> Response:
         """Liveness: the process serves HTTP."""

@@ -44,6 +44,9 @@ __all__ = ["ProduceHandlers"]
 log = logging.getLogger("gafka.broker.produce")
 
 
+_FORMAT_FIELDS = ("key_format", "value_format")
+
+
 class ProduceHandlers:
     """The two produce endpoints, bound to one broker."""
 
@@ -121,7 +124,8 @@ class ProduceHandlers:
                 leader.broker_id,
                 leader.url,
                 f"/v1/topics/{topic}/records",
-                {"records": sent},
+                # the formats travel with the records: without them the leader would store base64 text as is
+                {"records": sent, **{key: document[key] for key in _FORMAT_FIELDS if key in document}},
                 params=dict(request.query_params),
                 timeout_s=self.config.request_timeout_ms / 1000 + 10,
             )

@@ -43,6 +43,7 @@ class ReplicationHandlers:
                         "log_start_offset": partition.log_start_offset,
                         "high_watermark": partition.high_watermark,
                         "log_end_offset": partition.log_end_offset,
+                        "size_bytes": partition.log.size_bytes,
                     }
                     for partition in self.broker.replica_manager.leaders()
                     if partition.topic == topic

@@ -218,6 +218,16 @@ class GroupService:
 
         ``topics`` maps a topic to the partitions to reset (None: all of them).
         """
+        offsets = await self.plan_reset(group_id, target, topics)
+        self.coordinator().reset_offsets(group_id, offsets, wall_ms())
+        log.info("event=group_offsets_reset group=%s partitions=%d", group_id, len(offsets))
+        wanted = set(offsets)
+        return [c for c in self.committed(group_id) if (c.topic, c.partition) in wanted]
+
+    async def plan_reset(
+        self, group_id: str, target: ResetTarget, topics: Mapping[str, Iterable[int] | None] | None
+    ) -> dict[TopicPartition, int]:
+        """What :meth:`reset` would commit, with the same checks, writing nothing (its dry run)."""
         group = self.group(group_id)
         if group is not None and group.members:
             raise ApiError(
@@ -233,11 +243,7 @@ class GroupService:
                 )
         else:
             partitions = self._expand(topics)
-        offsets = {tp: await self.resolve(tp, target) for tp in partitions}
-        self.coordinator().reset_offsets(group_id, offsets, wall_ms())
-        log.info("event=group_offsets_reset group=%s partitions=%d", group_id, len(offsets))
-        wanted = set(offsets)
-        return [c for c in self.committed(group_id) if (c.topic, c.partition) in wanted]
+        return {tp: await self.resolve(tp, target) for tp in partitions}
 
     def _expand(self, topics: Mapping[str, Iterable[int] | None]) -> list[TopicPartition]:
         partitions: list[TopicPartition] = []
