@@ -505,6 +505,34 @@ class RecordAccumulator:
                 records += batch.count
         return taken
 
+    def expire(self, now: float, delivery_s: float) -> tuple[list[ProducerBatch], float | None]:
+        """Take every queued batch created ``delivery_s`` or more before ``now`` off its queue (Kafka's
+        ``expiredBatches``), and return them with the moment the next queued batch expires (None: none
+        queued). Queues are in creation order, so only their fronts are looked at."""
+        expired: list[ProducerBatch] = []
+        next_expiry: float | None = None
+        with self.lock:
+            for tp, queue in self.queues.items():
+                while queue and queue[0].created + delivery_s <= now:
+                    batch = queue.popleft()
+                    if not batch.closed:
+                        batch.closed = True
+                        del self.open[tp]
+                    expired.append(batch)
+                if queue:
+                    due = queue[0].created + delivery_s
+                    next_expiry = due if next_expiry is None else min(next_expiry, due)
+        return expired, next_expiry
+
+    def take_framed(self, tp: tuple[str, int]) -> list[ProducerBatch]:
+        """Remove the batches of ``tp`` that were sent before (retries wait at the front of the queue)."""
+        taken: list[ProducerBatch] = []
+        with self.lock:
+            queue = self.queues.get(tp)
+            while queue and queue[0].framed is not None:
+                taken.append(queue.popleft())
+        return taken
+
     def requeue(self, batches: Sequence[ProducerBatch]) -> None:
         """Put batches back at the front (a retry), in their order."""
         with self.lock:

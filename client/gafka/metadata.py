@@ -8,6 +8,7 @@ anyway, as Kafka's ``metadata.max.age.ms``.
 
 from __future__ import annotations
 
+import asyncio
 import itertools
 import time
 from collections.abc import Iterable, Mapping, Sequence
@@ -16,6 +17,9 @@ from typing import Any
 
 from gafka.errors import GafkaError, UnknownTopicOrPartitionError
 from gafka.http import AsyncTransport, SyncTransport, normalize_url, q
+
+STAGGER_S = 0.25
+"""How long a metadata refresh waits for one broker before asking the next one as well."""
 
 __all__ = ["ClusterMetadata", "PartitionInfo", "TopicInfo", "parse_bootstrap", "refresh_async", "refresh_sync"]
 
@@ -147,19 +151,58 @@ def refresh_sync(transport: SyncTransport, metadata: ClusterMetadata, topic: str
 
 
 async def refresh_async(
-    transport: AsyncTransport, metadata: ClusterMetadata, topic: str | None = None
+    transport: AsyncTransport,
+    metadata: ClusterMetadata,
+    topic: str | None = None,
+    *,
+    timeout: float | None = None,  # noqa: ASYNC109 - per request, passed on to the transport
+    last: str | None = None,
+    stagger_s: float = STAGGER_S,
 ) -> TopicInfo | None:
-    """:func:`refresh_sync` for asyncio callers."""
-    last: GafkaError | None = None
-    for url in metadata.candidates():
-        try:
-            metadata.apply_cluster(await transport.json(url, "GET", "/v1/cluster"))
-            if topic is None:
-                return None
-            return metadata.apply_topic(await transport.json(url, "GET", f"/v1/topics/{q(topic)}"))
-        except GafkaError as exc:
-            if not exc.retriable or isinstance(exc, UnknownTopicOrPartitionError):
-                raise
-            last = exc
-    assert last is not None
-    raise last
+    """:func:`refresh_sync` for asyncio callers, staggered: when a broker has not answered within
+    ``stagger_s`` (paused, or partitioned away) the next one is asked too, and the first answer wins, so
+    one silent broker never holds the refresh for a whole request timeout. ``timeout`` is per request;
+    ``last`` (a URL that just failed) is asked after every other."""
+    candidates = metadata.candidates()
+    if last in candidates:
+        candidates.remove(last)
+        candidates.append(last)
+
+    async def ask(url: str) -> tuple[Any, Any]:
+        cluster = await transport.json(url, "GET", "/v1/cluster", timeout=timeout)
+        if topic is None:
+            return cluster, None
+        return cluster, await transport.json(url, "GET", f"/v1/topics/{q(topic)}", timeout=timeout)
+
+    failure: BaseException | None = None
+    pending: set[asyncio.Task[tuple[Any, Any]]] = set()
+    try:
+        while candidates or pending:
+            if candidates:
+                task = asyncio.ensure_future(ask(candidates.pop(0)))
+                task.add_done_callback(_retrieve)
+                pending.add(task)
+            done, pending = await asyncio.wait(
+                pending, timeout=stagger_s if candidates else None, return_when=asyncio.FIRST_COMPLETED
+            )
+            for finished in done:
+                error = finished.exception()
+                if error is None:
+                    cluster, document = finished.result()
+                    metadata.apply_cluster(cluster)
+                    return None if topic is None else metadata.apply_topic(document)
+                if not isinstance(error, GafkaError) or not error.retriable:
+                    raise error
+                if isinstance(error, UnknownTopicOrPartitionError):
+                    raise error
+                failure = error
+    finally:
+        for task in pending:
+            task.cancel()
+    assert failure is not None
+    raise failure
+
+
+def _retrieve(task: asyncio.Task[Any]) -> None:
+    if not task.cancelled():
+        task.exception()  # a losing request's failure is expected, not "never retrieved"

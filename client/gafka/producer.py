@@ -6,6 +6,10 @@ request in flight per partition (so retries never reorder a partition) and up to
 ``max_in_flight_requests`` across partitions, and retries retriable failures with exponential backoff
 until ``delivery_timeout_ms``. The blocking ``Producer`` runs that sender on a private loop thread.
 
+``delivery_timeout_ms`` bounds everything a record goes through, as Kafka's KIP-91: a batch still queued
+at its deadline fails (whatever its partition waits for), and a request or the metadata refresh after a
+failure never waits past the deadline of the oldest batch it concerns, so every send resolves in time.
+
 Idempotence: every batch carries a producer id, epoch and per-partition base sequence, kept across
 retries, so once the broker deduplicates (the replication issue) a retry never duplicates. The id comes
 from ``POST /v1/producers`` when the broker has it, else it is a random positive 63-bit number chosen here.
@@ -53,6 +57,7 @@ log = logging.getLogger("gafka.producer")
 Headers = Mapping[str, bytes | str | None] | Iterable[tuple[str, bytes | str | None]] | None
 _STALE_LEADER = (NotLeaderOrFollowerError, UnknownTopicOrPartitionError, BrokerUnreachableError, RequestTimedOutError)
 _ACKS = {"0": "0", "1": "1", "all": "all", "-1": "all"}
+_MAX_EPOCH = 0x7FFF
 
 
 @dataclass
@@ -153,8 +158,14 @@ class _Sender:
         self.producer_id = (random.getrandbits(63) or 1) if self.idempotent else -1
         self.producer_epoch = 0 if self.idempotent else -1
         self.sequences: dict[tuple[str, int], int] = {}
+        self.epochs: dict[tuple[str, int], int] = {}
+        """Partitions whose producer epoch was bumped past ``producer_epoch`` (see :meth:`_fail_sent`)."""
         self.params = {"acks": str(config.acks)}
         self.compression = config.compression
+        self.delivery_s = config.delivery_timeout_ms / 1000
+        self.request_s = config.request_timeout_ms / 1000
+        self.next_expiry: float | None = None
+        """When the oldest queued batch reaches ``delivery_timeout_ms`` (None: look again)."""
 
     def wake(self) -> None:
         """Thread-safe: make the sender look at the accumulator again."""
@@ -192,6 +203,10 @@ class _Sender:
                 max_bytes = min(config.max_request_size, self.metadata.limit("max_request_bytes", 8 * 1024 * 1024))
                 max_records = self.metadata.limit("max_records_per_request", 10_000)
                 now = time.monotonic()
+                if self.next_expiry is None or now >= self.next_expiry:
+                    expired, self.next_expiry = self.acc.expire(now, self.delivery_s)
+                    if expired:
+                        self._expire(expired)
                 ready, wait = self.acc.ready(now, self.in_flight, self.backoff)
                 for tp in ready:
                     if len(self.in_flight) >= max_in_flight:
@@ -206,6 +221,9 @@ class _Sender:
                     return
                 if len(self.in_flight) >= max_in_flight:
                     wait = None
+                if self.next_expiry is not None:
+                    until = max(self.next_expiry - now, 0.0)
+                    wait = until if wait is None else min(wait, until)
                 if wait is None:
                     await self.event.wait()
                 else:
@@ -224,18 +242,43 @@ class _Sender:
         if self.idempotent:
             sequence = self.sequences.get(tp, 0)
             self.sequences[tp] = (sequence + batch.count) & 0x7FFFFFFF
-        return batch.frame(self.producer_id, self.producer_epoch, sequence, self.compression)
+        epoch = self.epochs.get(tp, self.producer_epoch)
+        return batch.frame(self.producer_id, epoch, sequence, self.compression)
+
+    def _expire(self, batches: list[ProducerBatch]) -> None:
+        """Fail queued batches that reached ``delivery_timeout_ms`` before they could be (re)sent."""
+        for batch in batches:
+            log.warning(
+                "event=produce_expired topic=%s partition=%d records=%d attempts=%d",
+                batch.topic,
+                batch.partition,
+                batch.count,
+                batch.attempts,
+            )
+            sent = " (it was sent before; it may have been written)" if batch.attempts else ""
+            error = RequestTimedOutError(
+                f"records to {batch.topic}-{batch.partition} not delivered within delivery_timeout_ms="
+                f"{self.config.delivery_timeout_ms}{sent}"
+            )
+            self._fail_sent((batch.topic, batch.partition), [batch], error)
 
     async def _send(self, tp: tuple[str, int], batches: list[ProducerBatch]) -> None:
         topic, partition = tp
+        url = ""
         try:
+            # the request may not outlive the oldest batch's delivery timeout (batches drain oldest first)
+            timeout = min(self.request_s, batches[0].created + self.delivery_s - time.monotonic())
+            if timeout <= 0:
+                raise RequestTimedOutError("the delivery timeout passed before the records could be sent")
             parts = [self._frame(tp, batch) for batch in batches]
             for batch in batches:
                 batch.attempts += 1
             body = parts[0] if len(parts) == 1 else b"".join(parts)
             url = self.metadata.leader_url(topic, partition)
             path = f"/v1/topics/{q(topic)}/partitions/{partition}/batches"
-            timeout = self.config.request_timeout_ms / 1000
+            params = self.params
+            if self.config.acks == "all":  # the broker's wait for the in-sync replicas ends in time too
+                params = {**params, "timeout_ms": str(max(1, int(timeout * 1000)))}
             if self.blocking is not None:
                 response = await asyncio.get_running_loop().run_in_executor(
                     self.executor,
@@ -244,7 +287,7 @@ class _Sender:
                         url,
                         "POST",
                         path,
-                        params=self.params,
+                        params=params,
                         body=body,
                         content_type=BATCH_MEDIA_TYPE,
                         timeout=timeout,
@@ -253,7 +296,7 @@ class _Sender:
                 )
             else:
                 response = await self.transport.request(
-                    url, "POST", path, params=self.params, body=body, content_type=BATCH_MEDIA_TYPE, timeout=timeout
+                    url, "POST", path, params=params, body=body, content_type=BATCH_MEDIA_TYPE, timeout=timeout
                 )
             if response.status != 200:
                 raise error_from_response(response.status, response.body)
@@ -266,53 +309,59 @@ class _Sender:
                 base += batch.count
                 self.acc.release(batch)
         except GafkaError as exc:
-            await self._failed(tp, batches, exc)
+            await self._failed(tp, batches, exc, url)
         except Exception as exc:  # a bug or an unexpected answer: fail the records, keep the sender alive
             log.exception("event=send_failed topic=%s partition=%d", topic, partition)
-            self._fail_all(batches, UnknownServerError(f"unexpected error while sending: {exc!r}"))
+            self._fail_sent(tp, batches, UnknownServerError(f"unexpected error while sending: {exc!r}"))
         finally:
             self.in_flight.discard(tp)
             self.wake_scheduled = False
             self.event.set()
 
-    async def _failed(self, tp: tuple[str, int], batches: list[ProducerBatch], error: GafkaError) -> None:
+    async def _failed(self, tp: tuple[str, int], batches: list[ProducerBatch], error: GafkaError, url: str) -> None:
         topic, partition = tp
-        if isinstance(error, _STALE_LEADER):  # the leader moved, or its broker is gone: ask again
-            self.metadata.invalidate(topic)
-            try:
-                await refresh_async(self.transport, self.metadata, topic)
-            except UnknownTopicOrPartitionError as gone:
-                self._fail_all(batches, gone)  # the topic no longer exists: retrying cannot help
-                return
-            except GafkaError:
-                pass
         first = batches[0]
-        now = time.monotonic()
         config = self.config
-        if (
-            error.retriable
-            and not self.stopping_hard
-            and first.attempts <= config.retries
-            and (now - first.created) * 1000 < config.delivery_timeout_ms
-        ):
-            delay = min(config.retry_backoff_ms * 2 ** (first.attempts - 1), config.retry_backoff_max_ms)
-            delay = delay * random.uniform(0.8, 1.2) / 1000
-            self.backoff[tp] = now + delay
-            log.warning(
-                "event=produce_retry topic=%s partition=%d attempt=%d error=%r",
-                topic,
-                partition,
-                first.attempts,
-                str(error),
-            )
-            self.acc.requeue(batches)
+        deadline = first.created + self.delivery_s
+        now = time.monotonic()
+        retry = error.retriable and not self.stopping_hard and first.attempts <= config.retries and now < deadline
+        stale = isinstance(error, _STALE_LEADER) and bool(url)  # (no url: it was never sent)
+        if not retry:
+            if error.retriable and now >= deadline:
+                error = RequestTimedOutError(
+                    f"records to {topic}-{partition} not delivered within delivery_timeout_ms="
+                    f"{config.delivery_timeout_ms}; last error: {error}"
+                )
+            self._fail_sent(tp, batches, error)
+        if stale:
+            # the leader moved, or its broker is gone: ask again (the broker that just failed last, as it
+            # may hang), never past the delivery timeout of records still waiting for this answer
+            self.metadata.invalidate(topic)
+            bound = min(self.request_s, deadline - now) if retry else self.request_s
+            try:
+                async with asyncio.timeout(bound):
+                    await refresh_async(self.transport, self.metadata, topic, timeout=bound, last=url)
+            except UnknownTopicOrPartitionError as gone:
+                if retry:
+                    self._fail_sent(tp, batches, gone)  # the topic no longer exists: retrying cannot help
+                return
+            except (GafkaError, TimeoutError):
+                pass
+        if not retry:
             return
-        if error.retriable and (now - first.created) * 1000 >= config.delivery_timeout_ms:
-            error = RequestTimedOutError(
-                f"records to {topic}-{partition} not delivered within delivery_timeout_ms="
-                f"{config.delivery_timeout_ms}; last error: {error}"
-            )
-        self._fail_all(batches, error)
+        now = time.monotonic()
+        delay = min(config.retry_backoff_ms * 2 ** (first.attempts - 1), config.retry_backoff_max_ms)
+        delay = delay * random.uniform(0.8, 1.2) / 1000
+        self.backoff[tp] = now + delay
+        log.warning(
+            "event=produce_retry topic=%s partition=%d attempt=%d error=%r",
+            topic,
+            partition,
+            first.attempts,
+            str(error),
+        )
+        self.acc.requeue(batches)
+        self.next_expiry = None  # older than what the last look at the queues saw
 
     stopping_hard = False
 
@@ -320,6 +369,32 @@ class _Sender:
         for batch in batches:
             self.fail(batch, error)
             self.acc.release(batch)
+
+    def _fail_sent(self, tp: tuple[str, int], batches: list[ProducerBatch], error: BaseException) -> None:
+        """Fail batches of ``tp``; when one of them had a sequence number, start a new producer epoch there.
+
+        The broker expects the next sequence after the last batch it wrote; whether a failed batch was
+        written is unknown (a timeout) or it was not (then every later sequence is a gap). Kafka's answer
+        (KIP-360): bump the epoch and restart at sequence 0. Batches of ``tp`` that already carry a
+        sequence of the old epoch (sent before, outcome unknown) fail with it: resending them in the new
+        epoch could write them twice.
+        """
+        framed = [batch for batch in batches if batch.framed is not None]
+        if framed:
+            framed += self.acc.take_framed(tp)
+        self._fail_all(dict.fromkeys([*batches, *framed]), error)
+        if framed and self.idempotent:
+            epoch = self.epochs.get(tp, self.producer_epoch)
+            if epoch < _MAX_EPOCH:
+                self.epochs[tp] = epoch + 1
+                self.sequences[tp] = 0
+                log.warning(
+                    "event=producer_epoch_bumped topic=%s partition=%d producer_id=%d epoch=%d",
+                    tp[0],
+                    tp[1],
+                    self.producer_id,
+                    epoch + 1,
+                )
 
     async def abort(self, error: BaseException) -> None:
         """Stop now: cancel requests in flight and fail every record not yet acknowledged."""

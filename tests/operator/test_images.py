@@ -159,7 +159,7 @@ def test_dockerignore_keeps_the_build_inputs() -> None:
         for ins in parse(ROOT / name / "Dockerfile"):
             if ins.keyword == "COPY" and "--from" not in ins.args:
                 copied.update(shlex.split(ins.args)[:-1])
-    assert copied == {"pyproject.toml", "README.md", "client", "broker", "operator"}
+    assert copied == {"pyproject.toml", "setup.py", "README.md", "client", "broker", "operator"}
     for source in copied:
         assert not _dockerignore_excludes(source, patterns), f".dockerignore drops {source}"
     for package in ("client/gafka/__init__.py", "broker/gafka_broker/app.py", "operator/gafka_operator/manifests.py"):
@@ -169,5 +169,6 @@ def test_dockerignore_keeps_the_build_inputs() -> None:
         "tests/conftest.py",
         "broker/gafka_broker/__pycache__/app.cpython-311.pyc",
         "gafka.egg-info/PKG-INFO",
+        "client/gafka/protocol/_crecords.cpython-311-x86_64-linux-gnu.so",
     ):
         assert _dockerignore_excludes(junk, patterns), junk

@@ -85,6 +85,24 @@ def test_ready_waits_for_linger_unless_full_or_flushing() -> None:
     assert acc.ready(time.monotonic() + 1, set(), {})[0] == [("t", 0)]
 
 
+def test_expire_takes_queued_batches_past_the_delivery_timeout_whatever_their_partition_waits_for() -> None:
+    acc = accumulator(batch_size=200)
+    for _ in range(3):
+        acc.append("t", 0, None, b"x" * 100, None, 1)  # three batches, the last one still open
+    acc.append("t", 1, None, b"y", None, 1)
+    old, middle, young = acc.queues[("t", 0)]
+    (other,) = acc.queues[("t", 1)]
+    old.created, middle.created, young.created, other.created = 10.0, 11.0, 20.0, 20.0
+    assert acc.expire(12.0, 5.0) == ([], 15.0)
+    assert acc.expire(16.5, 5.0) == ([old, middle], 25.0)
+    assert list(acc.queues[("t", 0)]) == [young] and acc.open[("t", 0)] is young
+    expired, next_expiry = acc.expire(25.0, 5.0)
+    assert set(expired) == {young, other} and next_expiry is None
+    assert not acc.open and not any(acc.queues.values())
+    acc.append("t", 0, None, b"z", None, 2)  # a new record opens a new batch
+    assert acc.open[("t", 0)] is not young
+
+
 def test_futures_resolve_per_batch() -> None:
     acc = accumulator()
     futures = [acc.append("t", 2, None, b"v", None, 100 + i) for i in range(3)]

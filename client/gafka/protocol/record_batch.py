@@ -26,8 +26,17 @@ import crc32c
 from gafka.protocol.compression import Compression, CompressionError, compress, decompress
 from gafka.protocol.varint import VarintError, read_varint, write_varint
 
+try:  # the record walks in C (built at install time); the pure-Python loops below are the fallback
+    from gafka.protocol import _crecords
+except ImportError:  # pragma: no cover - a machine without a C compiler
+    _crecords = None  # type: ignore[assignment]
+
+SPEEDUPS = _crecords is not None
+"""Whether the compiled record walk is in use."""
+
 __all__ = [
     "BATCH_OVERHEAD",
+    "SPEEDUPS",
     "BatchHeader",
     "Compression",
     "CorruptRecordError",
@@ -458,14 +467,38 @@ def decode_batch(buf: Buffer, pos: int = 0, *, header: BatchHeader | None = None
     if header is None:
         header = parse_header(buf, pos)
     section = _records_section(buf, pos, header)
-    records: list[Record] = []
     log_append_time = header.timestamp_type is TimestampType.LOG_APPEND_TIME
-    base_offset = header.base_offset
-    base_timestamp = header.base_timestamp
+    return _decode_records(
+        section, header.records_count, header.base_offset, header.base_timestamp, header.max_timestamp, log_append_time
+    )
+
+
+def _decode_records(
+    section: Buffer, count: int, base_offset: int, base_timestamp: int, max_timestamp: int, log_append_time: bool
+) -> list[Record]:
+    """The records of a batch's (decompressed) records section: in C when built, else in Python."""
+    if _crecords is not None:
+        try:
+            records: list[Record] = _crecords.decode_records(
+                section, count, base_offset, base_timestamp, max_timestamp, log_append_time, Record
+            )
+            return records
+        except ValueError as exc:
+            raise InvalidRecordError(str(exc)) from None
+        except OverflowError:
+            pass  # a value past int64: the reference below handles it exactly
+    return _py_decode_records(section, count, base_offset, base_timestamp, max_timestamp, log_append_time)
+
+
+def _py_decode_records(
+    section: Buffer, count: int, base_offset: int, base_timestamp: int, max_timestamp: int, log_append_time: bool
+) -> list[Record]:
+    """The pure-Python record walk of :func:`decode_batch` (the reference the C one is tested against)."""
+    records: list[Record] = []
     cursor = 0
     end = len(section)
     try:
-        for _ in range(header.records_count):
+        for _ in range(count):
             length, cursor = read_varint(section, cursor)
             record_end = cursor + length
             if length < 0 or record_end > end:
@@ -487,12 +520,12 @@ def decode_batch(buf: Buffer, pos: int = 0, *, header: BatchHeader | None = None
                 headers.append((header_key.decode("utf-8", errors="replace"), header_value))
             if cursor != record_end:
                 raise InvalidRecordError("record length does not match its fields")
-            timestamp = header.max_timestamp if log_append_time else base_timestamp + timestamp_delta
+            timestamp = max_timestamp if log_append_time else base_timestamp + timestamp_delta
             records.append(Record(base_offset + offset_delta, timestamp, key, value, tuple(headers)))
     except VarintError as exc:
         raise InvalidRecordError(str(exc)) from exc
     if cursor != end:
-        raise InvalidRecordError(f"{end - cursor} stray bytes after {header.records_count} records")
+        raise InvalidRecordError(f"{end - cursor} stray bytes after {count} records")
     return records
 
 
@@ -507,11 +540,28 @@ def check_records(buf: Buffer, pos: int, header: BatchHeader, *, require_keys: b
         raise InvalidRecordError(
             f"record count {header.records_count} does not match last offset delta {header.last_offset_delta}"
         )
-    section = _records_section(buf, pos, header)
+    _check_section(_records_section(buf, pos, header), header.records_count)
+
+
+def _check_section(section: Buffer, count: int) -> None:
+    """:func:`check_records` on a records section: in C when built, else in Python."""
+    if _crecords is not None:
+        try:
+            _crecords.check_records(section, count)
+            return
+        except ValueError as exc:
+            raise InvalidRecordError(str(exc)) from None
+        except OverflowError:
+            pass  # a value past int64: the reference below handles it exactly
+    _py_check_records(section, count)
+
+
+def _py_check_records(section: Buffer, count: int) -> None:
+    """The pure-Python record walk of :func:`check_records` (the reference the C one is tested against)."""
     cursor = 0
     end = len(section)
     try:
-        for expected_delta in range(header.records_count):
+        for expected_delta in range(count):
             length, body = read_varint(section, cursor)
             if length <= 0 or body + length > end:
                 raise InvalidRecordError("record length runs past the end of the batch")
@@ -527,7 +577,7 @@ def check_records(buf: Buffer, pos: int, header: BatchHeader, *, require_keys: b
     except VarintError as exc:
         raise InvalidRecordError(str(exc)) from exc
     if cursor != end:
-        raise InvalidRecordError(f"{end - cursor} stray bytes after {header.records_count} records")
+        raise InvalidRecordError(f"{end - cursor} stray bytes after {count} records")
 
 
 def decode_batches(buf: Buffer, *, validate: bool = False) -> Iterator[Record]:
