@@ -97,7 +97,7 @@ def wait_for(condition: Callable[[], Any], timeout: float, what: str, interval: 
 class LocalCluster:
     """``gafka controller`` and three brokers, each on a port of its own that survives restarts."""
 
-    def __init__(self, root: Path, timings: Timings) -> None:
+    def __init__(self, root: Path, timings: Timings, controller_args: tuple[str, ...] = ()) -> None:
         self.root = root
         self.timings = timings
         self.controller_url = f"http://127.0.0.1:{free_port()}"
@@ -112,6 +112,7 @@ class LocalCluster:
                 *("--listen", self.controller_url.removeprefix("http://")),
                 *("--broker-session-timeout-ms", str(timings.session_ms)),
                 *("--tick-ms", "100"),
+                *controller_args,
             ],
         )
         wait_for(self.metadata, 30, "the controller answering")
@@ -241,11 +242,11 @@ class LocalCluster:
 
 
 @contextlib.contextmanager
-def local_cluster(timings: Timings) -> Iterator[LocalCluster]:
+def local_cluster(timings: Timings, controller_args: tuple[str, ...] = ()) -> Iterator[LocalCluster]:
     root = Path(tempfile.mkdtemp(prefix=".gafka-repl-bench-", dir=Path.cwd()))
     cluster = None
     try:
-        cluster = LocalCluster(root, timings)
+        cluster = LocalCluster(root, timings, controller_args)
         yield cluster
     finally:
         if cluster is not None:

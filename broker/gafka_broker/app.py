@@ -70,9 +70,11 @@ def build_broker(config: BrokerConfig, url: str) -> Broker:
     meta = load_or_create_meta(config.data_dir, config.broker_id, config.cluster_id)
     store = FileMetadataStore(config.data_dir / CLUSTER_METADATA_FILE)
     import_topic_registry(store, config.data_dir, meta)
-    controller = Controller(
-        store, ControllerSettings(broker_session_timeout_ms=config.broker_session_timeout_ms), meta.cluster_id
+    settings = ControllerSettings(
+        broker_session_timeout_ms=config.broker_session_timeout_ms,
+        leader_imbalance_check_interval_ms=config.leader_imbalance_check_interval_ms,
     )
+    controller = Controller(store, settings, meta.cluster_id)
     service = ControllerService(controller, tick_ms=CONTROLLER_TICK_MS)
     client = LocalControllerClient(controller, service.watch)
     return Broker(config, meta, log_manager, client, url=url, controller_service=service)

@@ -231,13 +231,15 @@ class Broker:
         self.stopping = True
         for partition in self.partitions():
             partition.wake_all()
+        self.forwarder.release_long_polls()
         if self._leaving is None and self.ready:
             with contextlib.suppress(RuntimeError):
                 self._leaving = asyncio.get_running_loop().create_task(self._leave(), name="gafka-leave")
 
     async def _leave(self) -> None:
+        """Controlled shutdown. The fetchers keep running until :meth:`close`: a leader that has not applied
+        the new ISR yet still gets this replica's fetches, so its ``acks=all`` requests never wait for us."""
         self.replica_manager.stopping = True
-        await self.replica_manager.fetchers.close()
         await self.link.controlled_shutdown()
 
     async def close(self) -> None:
@@ -502,9 +504,10 @@ class Broker:
 
     async def describe_topic(self, name: str, *, created: bool = False) -> dict[str, Any]:
         """``GET /v1/topics/{topic}``: replicas, leader and ISR from the metadata, offsets from the leaders
-        (null for a leader that does not answer within a second); ``created``: a new topic, all zero."""
+        (null for a leader that does not answer within a second; the high watermark is null while a new leader
+        does not know it yet, KIP-207); ``created``: a new topic, all zero."""
         info = self.topic_info(name)
-        offsets: dict[int, dict[str, int] | None] = {}
+        offsets: dict[int, dict[str, int | None] | None] = {}
         remote: dict[int, list[int]] = {}
         for index, state in enumerate(info.partitions):
             local = self.replica_manager.get(name, index)
@@ -513,7 +516,7 @@ class Broker:
             elif local is not None and local.is_leader:
                 offsets[index] = {
                     "log_start_offset": local.log_start_offset,
-                    "high_watermark": local.high_watermark,
+                    "high_watermark": local.visible_high_watermark,
                     "log_end_offset": local.log_end_offset,
                     "size_bytes": local.log.size_bytes,
                 }
@@ -546,7 +549,7 @@ class Broker:
             described["internal"] = True
         return described
 
-    async def _remote_offsets(self, leader: int, topic: str) -> dict[int, dict[str, int]]:
+    async def _remote_offsets(self, leader: int, topic: str) -> dict[int, dict[str, int | None]]:
         url = self.broker_url(leader)
         if url is None:
             return {}
@@ -559,7 +562,7 @@ class Broker:
         return {
             int(entry["partition"]): {
                 "log_start_offset": int(entry["log_start_offset"]),
-                "high_watermark": int(entry["high_watermark"]),
+                "high_watermark": None if entry["high_watermark"] is None else int(entry["high_watermark"]),
                 "log_end_offset": int(entry["log_end_offset"]),
                 "size_bytes": int(entry.get("size_bytes", 0)),  # a leader of an older version does not say
             }

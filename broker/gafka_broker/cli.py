@@ -49,6 +49,7 @@ def register(app: typer.Typer) -> None:
         rack: Annotated[str | None, _opt("rack")] = None,
         broker_heartbeat_interval_ms: Annotated[int | None, _opt("broker_heartbeat_interval_ms")] = None,
         broker_session_timeout_ms: Annotated[int | None, _opt("broker_session_timeout_ms")] = None,
+        leader_imbalance_check_interval_ms: Annotated[int | None, _opt("leader_imbalance_check_interval_ms")] = None,
         replica_lag_time_max_ms: Annotated[int | None, _opt("replica_lag_time_max_ms")] = None,
         replica_fetch_wait_max_ms: Annotated[int | None, _opt("replica_fetch_wait_max_ms")] = None,
         replica_fetch_max_bytes: Annotated[int | None, _opt("replica_fetch_max_bytes")] = None,
@@ -98,6 +99,7 @@ def register(app: typer.Typer) -> None:
             "rack": rack,
             "broker_heartbeat_interval_ms": broker_heartbeat_interval_ms,
             "broker_session_timeout_ms": broker_session_timeout_ms,
+            "leader_imbalance_check_interval_ms": leader_imbalance_check_interval_ms,
             "replica_lag_time_max_ms": replica_lag_time_max_ms,
             "replica_fetch_wait_max_ms": replica_fetch_wait_max_ms,
             "replica_fetch_max_bytes": replica_fetch_max_bytes,
@@ -140,6 +142,13 @@ def register(app: typer.Typer) -> None:
         tick_ms: Annotated[
             int, typer.Option("--tick-ms", help="How often brokers are checked and leaders elected.")
         ] = 200,
+        leader_imbalance_check_interval_ms: Annotated[
+            int,
+            typer.Option(
+                "--leader-imbalance-check-interval-ms",
+                help="How often caught-up preferred replicas get leadership back (Kafka: 300000).",
+            ),
+        ] = 300_000,
         cluster_id: Annotated[
             str | None, typer.Option("--cluster-id", help="Cluster id for a new cluster (default: generated).")
         ] = None,
@@ -154,8 +163,12 @@ def register(app: typer.Typer) -> None:
         except ValueError as exc:
             typer.echo(f"gafka: --listen: {exc}", err=True)
             raise typer.Exit(code=2) from None
-        if broker_session_timeout_ms < 10 or tick_ms < 10:
-            typer.echo("gafka: --broker-session-timeout-ms and --tick-ms must be at least 10", err=True)
+        if broker_session_timeout_ms < 10 or tick_ms < 10 or leader_imbalance_check_interval_ms < 10:
+            typer.echo(
+                "gafka: --broker-session-timeout-ms, --tick-ms and --leader-imbalance-check-interval-ms "
+                "must be at least 10",
+                err=True,
+            )
             raise typer.Exit(code=2)
         settings = StandaloneSettings(
             data_dir=data_dir,
@@ -163,6 +176,7 @@ def register(app: typer.Typer) -> None:
             port=port,
             broker_session_timeout_ms=broker_session_timeout_ms,
             tick_ms=tick_ms,
+            leader_imbalance_check_interval_ms=leader_imbalance_check_interval_ms,
             cluster_id=cluster_id,
             log_level=log_level,
         )

@@ -190,6 +190,13 @@ SETTINGS: tuple[Setting, ...] = (
         "used by the controller this broker runs when it is its own controller.",
     ),
     Setting(
+        "leader_imbalance_check_interval_ms",
+        300_000,
+        _parse_int(10),
+        "How often preferred replicas that are fully caught up get their leadership back (Kafka's "
+        "leader.imbalance.check.interval.seconds); used by the controller this broker runs when it is its own.",
+    ),
+    Setting(
         "replica_lag_time_max_ms",
         30_000,
         _parse_int(10),
@@ -337,6 +344,7 @@ class BrokerConfig:
     rack: str | None = None
     broker_heartbeat_interval_ms: int = 2000
     broker_session_timeout_ms: int = 9000
+    leader_imbalance_check_interval_ms: int = 300_000
     replica_lag_time_max_ms: int = 30_000
     replica_fetch_wait_max_ms: int = 500
     replica_fetch_max_bytes: int = 1024 * 1024

@@ -22,9 +22,11 @@ import itertools
 import logging
 import time
 from collections import deque
-from collections.abc import Collection, Iterable, Sequence
+from collections.abc import Callable, Collection, Iterable, Sequence
 
 from gafka.protocol.record_batch import BatchHeader, iter_batches, validate_batch
+from gafka_broker.log.errors import LogCorruptionError
+from gafka_broker.log.metrics import CORRUPT_READS
 from gafka_broker.log.partition_log import AppendResult, PartitionLog, ReadResult
 from gafka_broker.replication.epoch_cache import LeaderEpochCache
 from gafka_broker.replication.producer_state import ProducerStateError, ProducerStateManager
@@ -35,7 +37,15 @@ from gafka_broker.replication.replica_state import (
     out_of_sync,
 )
 
-__all__ = ["NO_LEADER", "BrokerPartition", "CommitError", "NotLeaderError", "Role"]
+__all__ = [
+    "NO_LEADER",
+    "BrokerPartition",
+    "CommitError",
+    "NotLeaderError",
+    "OffsetNotAvailableError",
+    "ReplicaDamagedError",
+    "Role",
+]
 
 logger = logging.getLogger("gafka.broker.partition")
 
@@ -60,6 +70,42 @@ class CommitError(Exception):
         super().__init__(message)
         self.code = code
         self.message = message
+
+
+class ReplicaDamagedError(Exception):
+    """A read found the batch at ``offset`` of this replica damaged on disk (a byte flipped after it was written).
+
+    ``healable``: another live in-sync replica holds a good copy; the controller is told, leadership moves
+    there and this replica truncates to ``offset`` and fetches again (clients retry: KAFKA_STORAGE_ERROR).
+    Otherwise no good copy is left in the ISR and the records there are lost (CORRUPT_MESSAGE)."""
+
+    def __init__(self, topic: str, partition: int, offset: int, healable: bool, detail: str) -> None:
+        where = f"{topic}-{partition}"
+        if healable:
+            message = (
+                f"the batch at offset {offset} of {where} is damaged on this broker's disk; "
+                "leadership is moving to a healthy replica, retry shortly"
+            )
+        else:
+            message = (
+                f"the batch at offset {offset} of {where} is damaged on disk and no other in-sync replica has it; "
+                f"seek past offset {offset} to continue ({detail})"
+            )
+        super().__init__(message)
+        self.offset = offset
+        self.healable = healable
+        self.message = message
+
+
+class OffsetNotAvailableError(Exception):
+    """KIP-207: this new leader does not know its high watermark yet; the client retries in a moment."""
+
+    def __init__(self, topic: str, partition: int, leader_epoch: int) -> None:
+        self.message = (
+            f"the new leader of {topic}-{partition} (epoch {leader_epoch}) does not know its high watermark yet; "
+            "retry shortly"
+        )
+        super().__init__(self.message)
 
 
 def _now_ms() -> int:
@@ -95,6 +141,8 @@ class BrokerPartition:
         "_waiters",
         "adding",
         "broker_id",
+        "caught_up",
+        "damaged_at",
         "epoch_cache",
         "followers",
         "high_watermark",
@@ -105,6 +153,7 @@ class BrokerPartition:
         "live_brokers",
         "log",
         "max_lag_ms",
+        "on_damage",
         "partition",
         "partition_epoch",
         "producers",
@@ -144,6 +193,13 @@ class BrokerPartition:
         self.live_brokers: frozenset[int] = frozenset(replicas)
         self.isr_change_pending = False
         self.followers: dict[int, ReplicaState] = {}
+        self.caught_up = False
+        """As a follower: the last fetch reached the leader's log end offset and high watermark (the controller
+        gives preferred leadership back only to such a replica)."""
+        self.damaged_at: int | None = None
+        """Base offset of a batch found damaged on disk: this replica truncates there before it follows again."""
+        self.on_damage: Callable[[BrokerPartition], None] | None = None
+        """Told once when damage is found (the replica manager asks the controller to move leadership away)."""
         end = log.log_end_offset
         self.high_watermark = end if high_watermark is None else max(min(high_watermark, end), log.log_start_offset)
         self._waiters: set[_Waiter] = set()
@@ -178,9 +234,61 @@ class BrokerPartition:
     def min_insync_replicas(self) -> int:
         return self.log.config.min_insync_replicas
 
+    @property
+    def high_watermark_known(self) -> bool:
+        """KIP-207: a new leader's high watermark is only known once it reaches the start of its own epoch.
+
+        Until then it may be below what the previous leader already reported (this replica learnt the high
+        watermark one fetch late), so latest-offset lookups answer OFFSET_NOT_AVAILABLE rather than go back."""
+        if self.role is not Role.LEADER:
+            return True
+        start = self.epoch_cache.start_offset_of(self.leader_epoch)
+        return start is None or self.high_watermark >= start
+
+    @property
+    def visible_high_watermark(self) -> int | None:
+        """The high watermark a client may be shown: None while it is not known (never one that went back)."""
+        return self.high_watermark if self.high_watermark_known else None
+
+    def latest_offset(self) -> int:
+        """ListOffsets ``latest``: the high watermark, or :class:`OffsetNotAvailableError` while it is not known."""
+        if not self.high_watermark_known:
+            raise OffsetNotAvailableError(self.topic, self.partition, self.leader_epoch)
+        return self.high_watermark
+
     def read(self, offset: int, max_bytes: int) -> ReadResult:
-        """Whole batches from ``offset``, never past the high watermark (raises OffsetOutOfRangeError)."""
-        return self.log.read(offset, max_bytes, max_offset=self.high_watermark)
+        """Whole batches from ``offset``, never past the high watermark (raises OffsetOutOfRangeError, and
+        :class:`ReplicaDamagedError` for a batch damaged on disk)."""
+        return self.read_log(offset, max_bytes, max_offset=self.high_watermark)
+
+    def read_log(self, offset: int, max_bytes: int, *, max_offset: int | None = None) -> ReadResult:
+        """Read for a consumer or a follower; damage on disk is reported once and raised as
+        :class:`ReplicaDamagedError`."""
+        try:
+            return self.log.read(offset, max_bytes, max_offset=max_offset)
+        except LogCorruptionError as exc:
+            damaged = offset if exc.offset is None else exc.offset
+            healable = self._damage_found(damaged, str(exc))
+            raise ReplicaDamagedError(self.topic, self.partition, damaged, healable, str(exc)) from exc
+
+    def _damage_found(self, offset: int, detail: str) -> bool:
+        others = [r for r in self.isr if r != self.broker_id and r in self.live_brokers]
+        healable = self.role is Role.LEADER and bool(others)
+        if self.damaged_at is None or offset < self.damaged_at:
+            first = self.damaged_at is None
+            self.damaged_at = offset
+            CORRUPT_READS.inc()
+            logger.error(
+                "event=replica_damaged topic=%s partition=%d offset=%d healable=%s error=%r",
+                self.topic,
+                self.partition,
+                offset,
+                healable,
+                detail,
+            )
+            if first and healable and self.on_damage is not None:
+                self.on_damage(self)
+        return healable
 
     # -- appending -----------------------------------------------------------------------------------
     def append(
@@ -247,12 +355,17 @@ class BrokerPartition:
             return
         self.log.truncate_to(offset)
         end = self.log.log_end_offset
+        self.caught_up = False
+        if self.damaged_at is not None and self.damaged_at >= end:
+            self.damaged_at = None
         self.epoch_cache.truncate_from_end(end)
         self.producers.rebuild(self.log.batch_headers())
         self.high_watermark = min(self.high_watermark, end)
         self._appended.clear()
 
     def truncate_fully_and_start_at(self, offset: int) -> None:
+        self.damaged_at = None
+        self.caught_up = False
         self.log.truncate_fully_and_start_at(offset)
         self.epoch_cache.clear()
         self.producers.rebuild(())
@@ -260,7 +373,11 @@ class BrokerPartition:
         self._appended.clear()
 
     def update_follower_high_watermark(self, leader_high_watermark: int) -> None:
-        self.high_watermark = max(min(leader_high_watermark, self.log.log_end_offset), self.log.log_start_offset)
+        """Take the leader's high watermark, never going back: a committed offset stays committed, and a new
+        leader that has not learnt its high watermark yet (KIP-207) may report a smaller one for a moment.
+        Only truncation lowers it (:meth:`truncate_to`)."""
+        end = self.log.log_end_offset
+        self.high_watermark = max(min(leader_high_watermark, end), min(self.high_watermark, end), self.log_start_offset)
 
     # -- roles ---------------------------------------------------------------------------------------
     def become_leader(
@@ -284,6 +401,7 @@ class BrokerPartition:
         self.partition_epoch = partition_epoch
         others = [b for b in dict.fromkeys((*self.replicas, *self.adding)) if b != self.broker_id]
         end = self.log.log_end_offset
+        self.caught_up = False
         if is_new:
             self.epoch_cache.assign(leader_epoch, end)  # KIP-279: the new epoch starts here, appended or not
             self.followers = {}
@@ -314,6 +432,8 @@ class BrokerPartition:
         self.adding = ()
         self.followers = {}
         self.isr_change_pending = False
+        if changed:
+            self.caught_up = False
         if was_leader:
             self.fail_commit_waiters(
                 "NOT_LEADER_OR_FOLLOWER", f"broker {self.broker_id} no longer leads this partition"

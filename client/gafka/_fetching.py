@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING
 
 from gafka.errors import (
     BrokerUnreachableError,
+    CorruptMessageError,
     GafkaError,
     NoOffsetForPartitionError,
     NotLeaderOrFollowerError,
@@ -228,7 +229,9 @@ class Fetcher:
                     self.metadata.invalidate(tp.topic)
                     with contextlib.suppress(GafkaError):
                         await refresh_async(self.transport, self.metadata, tp.topic)
-                if not exc.retriable:
+                if not exc.retriable or isinstance(exc, CorruptMessageError):
+                    # CORRUPT_MESSAGE on a fetch: the stored batch at the offset it names is damaged and no
+                    # replica has a good copy; retrying would stall silently, so poll() raises it
                     with self.lock:
                         if self.states.get(tp) is state and state.fetch_offset == offset:
                             state.error = exc

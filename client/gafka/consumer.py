@@ -33,6 +33,7 @@ from gafka._loop import LoopThread
 from gafka._membership import Membership
 from gafka.errors import (
     ClientClosedError,
+    CorruptMessageError,
     GafkaError,
     NoOffsetForPartitionError,
     NotFoundError,
@@ -366,7 +367,9 @@ class _ConsumerCore:
             raise membership.fatal
         for state in self._states.values():
             if state.error is not None and not state.paused and not state.has_records():
-                error, state.error = state.error, None
+                error = state.error
+                if not isinstance(error, CorruptMessageError):  # damaged data: raised until seeked past
+                    state.error = None
                 raise error
 
     def _take_locked(self, limit: int) -> tuple[list[ConsumerRecord], list[PartitionState]]:

@@ -36,6 +36,7 @@ __all__ = [
     "NotEnoughReplicasError",
     "NotFoundError",
     "NotLeaderOrFollowerError",
+    "OffsetNotAvailableError",
     "OffsetOutOfRangeError",
     "RecordListTooLargeError",
     "RequestTimedOutError",
@@ -175,6 +176,12 @@ class OffsetOutOfRangeError(GafkaError):
     code = "OFFSET_OUT_OF_RANGE"
 
 
+class OffsetNotAvailableError(_RetriableError):
+    """A new leader does not know its high watermark yet (KIP-207); it will in a moment."""
+
+    code = "OFFSET_NOT_AVAILABLE"
+
+
 class ThrottlingQuotaExceededError(_RetriableError):
     code = "THROTTLING_QUOTA_EXCEEDED"
 
@@ -269,6 +276,7 @@ _CLASSES: dict[str, type[GafkaError]] = {
         RecordListTooLargeError,
         UnsupportedMediaTypeError,
         OffsetOutOfRangeError,
+        OffsetNotAvailableError,
         ThrottlingQuotaExceededError,
         UnknownServerError,
         KafkaStorageError,

@@ -17,8 +17,9 @@ from gafka_broker.controller.placement import PlacementError, place_replicas, re
 from gafka_broker.controller.store import FileMetadataStore, MemoryMetadataStore, VersionConflictError
 
 
-def _cluster(brokers: int = 3, now: int = 0) -> Controller:
-    controller = Controller(MemoryMetadataStore(), ControllerSettings(broker_session_timeout_ms=1000), "c1")
+def _cluster(brokers: int = 3, now: int = 0, imbalance_check_ms: int = 1000) -> Controller:
+    settings = ControllerSettings(broker_session_timeout_ms=1000, leader_imbalance_check_interval_ms=imbalance_check_ms)
+    controller = Controller(MemoryMetadataStore(), settings, "c1")
     for broker_id in range(brokers):
         controller.register_broker(broker_id, f"http://127.0.0.1:{9092 + broker_id}", None, f"inc-{broker_id}", now)
     return controller
@@ -119,7 +120,7 @@ def test_leader_fails_over_within_the_isr_and_comes_back_preferred() -> None:
     victim = state.leader
     for broker_id in {0, 1, 2} - {victim}:
         controller.heartbeat(broker_id, f"inc-{broker_id}", 900)
-    after = controller.tick(1500)
+    after = controller.tick(1500)  # also the controller's first imbalance check: the next is due at 2500
     moved = after.partition("orders", 0)
     assert moved is not None and moved.leader != victim and moved.leader in moved.isr
     assert victim not in moved.isr and moved.leader_epoch == state.leader_epoch + 1
@@ -138,8 +139,60 @@ def test_leader_fails_over_within_the_isr_and_comes_back_preferred() -> None:
     )
     for broker_id in range(3):
         controller.heartbeat(broker_id, "inc-new" if broker_id == victim else f"inc-{broker_id}", 1700)
-    back = controller.tick(1700).partition("orders", 0)
+    # in the ISR but not (reported) caught up, and before the imbalance check: leadership stays
+    assert controller.tick(1700).partition("orders", 0) == controller.metadata().partition("orders", 0)
+    assert controller.metadata().partition("orders", 0).leader != victim  # type: ignore[union-attr]
+    controller.heartbeat(victim, "inc-new", 2000, caught_up=[("orders", 0)])
+    early = controller.tick(2000).partition("orders", 0)
+    assert early is not None and early.leader != victim  # caught up, but the interval has not passed
+    back = controller.tick(2600).partition("orders", 0)
     assert back is not None and back.leader == victim and back.leader_epoch == state.leader_epoch + 2
+
+
+def test_preferred_leadership_only_returns_to_a_caught_up_replica() -> None:
+    """The issue's case: a restarted broker back in the ISR but not caught up (it may not know the high
+    watermark yet) does not get leadership at the imbalance check; once it reports itself caught up, it does."""
+    controller = _cluster(imbalance_check_ms=500)
+    controller.create_topic("t", 1, 3, {})
+    state = controller.metadata().partition("t", 0)
+    assert state is not None
+    preferred = state.leader
+    controller.tick(0)
+    controller.register_broker(preferred, "http://x", None, "again", 100)  # a restart: leadership moves
+    moved = controller.metadata().partition("t", 0)
+    assert moved is not None and moved.leader != preferred
+    controller.alter_partition(
+        "t",
+        0,
+        leader=moved.leader,
+        leader_epoch=moved.leader_epoch,
+        partition_epoch=moved.partition_epoch,
+        isr=[*moved.isr, preferred],
+    )
+    for broker_id in range(3):
+        controller.heartbeat(broker_id, "again" if broker_id == preferred else f"inc-{broker_id}", 600)
+    stays = controller.tick(600).partition("t", 0)
+    assert stays is not None and stays.leader == moved.leader
+    controller.heartbeat(preferred, "again", 700, caught_up=[("t", 0)])
+    back = controller.tick(1200).partition("t", 0)
+    assert back is not None and back.leader == preferred
+
+
+def test_a_damaged_replica_leaves_the_isr_and_its_leadership_moves() -> None:
+    controller = _cluster()
+    controller.create_topic("t", 1, 3, {})
+    state = controller.metadata().partition("t", 0)
+    assert state is not None
+    damaged = state.leader
+    moved = controller.replica_damaged(damaged, "t", 0).partition("t", 0)
+    assert moved is not None and moved.leader != damaged and damaged not in moved.isr
+    assert moved.leader_epoch == state.leader_epoch + 1 and moved.leader in state.isr
+    # a follower that reports damage only leaves the ISR; the last in-sync replica is never removed
+    follower = next(b for b in moved.isr if b != moved.leader)
+    shrunk = controller.replica_damaged(follower, "t", 0).partition("t", 0)
+    assert shrunk is not None and shrunk.isr == (moved.leader,) and shrunk.leader == moved.leader
+    alone = controller.replica_damaged(moved.leader, "t", 0).partition("t", 0)
+    assert alone == shrunk
 
 
 def test_no_unclean_election_by_default() -> None:
@@ -234,6 +287,30 @@ def test_controlled_shutdown_hands_leadership_over() -> None:
     controller.create_topic("alone", 1, 1, {})
     state = controller.controlled_shutdown(controller.metadata().topics["alone"].partitions[0].leader)
     assert len(state.topics["alone"].partitions[0].isr) == 1
+
+
+def test_a_broker_in_controlled_shutdown_is_never_put_back_into_an_isr() -> None:
+    """KIP-841: it keeps fetching until it stops (so no acks=all waits on it before the leaders learn the new
+    ISR), but no leader may add it back, and no election picks it; a new process of it starts afresh."""
+    controller = _cluster()
+    controller.create_topic("t", 3, 3, {})
+    metadata = controller.controlled_shutdown(2)
+    assert metadata.brokers[2].shutting_down and 2 not in metadata.live_brokers()
+    state = metadata.partition("t", 0)
+    assert state is not None and 2 not in state.isr
+    with pytest.raises(ControllerError) as error:
+        controller.alter_partition(
+            "t",
+            0,
+            leader=state.leader,
+            leader_epoch=state.leader_epoch,
+            partition_epoch=state.partition_epoch,
+            isr=[*state.isr, 2],
+        )
+    assert error.value.code == "INELIGIBLE_REPLICA"
+    assert ClusterMetadata.from_json(metadata.to_json()).brokers[2].shutting_down
+    restarted = controller.register_broker(2, "http://x", None, "inc-2-again", 10)
+    assert not restarted.brokers[2].shutting_down and 2 in restarted.live_brokers()
 
 
 def test_producer_ids_are_handed_out_in_disjoint_blocks(tmp_path: Path) -> None:

@@ -10,8 +10,9 @@ Usage::
         cluster.wait_for_leader("t", 0, not_in={leader})
         cluster.start(leader)                        # same data dir, new port
 
-Brokers run with short timings (heartbeat 200 ms, session 1.5 s, replica lag 2 s) so failover takes about
-two seconds; every process logs to ``<tmp>/...log``, printed when a start fails.
+Brokers run with short timings (heartbeat 200 ms, session 1.5 s, replica lag 2 s, preferred leaders back
+after a 1 s imbalance check) so failover takes about two seconds; every process logs to ``<tmp>/...log``,
+printed when a start fails.
 """
 
 from __future__ import annotations
@@ -37,6 +38,8 @@ _LISTENING = re.compile(r"event=listening url=(\S+)")
 HEARTBEAT_MS = 200
 SESSION_MS = 1500
 LAG_MS = 2000
+IMBALANCE_CHECK_MS = 1000
+"""Preferred leaders come back at most this long after they caught up (Kafka's default is 300 s)."""
 
 
 class ControllerProcess:
@@ -67,6 +70,8 @@ class ControllerProcess:
             str(self.session_timeout_ms),
             "--tick-ms",
             "100",
+            "--leader-imbalance-check-interval-ms",
+            str(IMBALANCE_CHECK_MS),
         ]
         with self.log_path.open("wb") as log_file:
             self.process = subprocess.Popen(command, stdout=log_file, stderr=subprocess.STDOUT)

@@ -4,16 +4,26 @@ Three brokers, one topic with replication factor 3 and ``min.insync.replicas=2``
 ``Producer`` sending acks=all continuously with unique values (``p{partition}-{seq}``, partition-pinned, so
 the send order per partition is known), and an SDK ``Consumer`` reading every partition from the beginning
 (``assign``) at the same time. Faults, bounded in count and time: SIGKILL of the current leader of each
-partition in turn (restarted each time), one SIGSTOP of a leader past the broker session timeout then
-SIGCONT, one SIGKILL of two brokers at once (then both restarted). After healing, the checks are Jepsen's
-Kafka checkers (see ``../shared/reference/kafka-design-anchors.md`` §6.4):
+partition in turn (restarted each time), SIGTERM (controlled shutdown) of a leader and of a broker that only
+follows, one SIGSTOP of a leader past the broker session timeout then SIGCONT, one SIGKILL of two brokers at
+once (then both restarted). After healing, the checks are Jepsen's Kafka checkers (see
+``../shared/reference/kafka-design-anchors.md`` §6.4):
 
 - lost write: every acknowledged value is in the log, at the offset it was acknowledged with;
 - duplicate: every value is at most at one offset (idempotence across retries and failovers);
 - inconsistent offsets: one value per offset: two reads give the same bytes, what the concurrent consumer
   saw at an offset is what the log has there, and every replica's log is byte-identical;
 - send order: per partition, the values are in the order they were sent;
-- consumer: offsets strictly consecutive per partition (no skip, no going back), and it reaches the end.
+- consumer: offsets strictly consecutive per partition (no skip, no going back), and it reaches the end;
+
+and, besides safety, liveness (issue 13):
+
+- high watermark: what every broker reports for every partition (topic describe, ``latest`` offsets), polled
+  all through the run, never goes back;
+- acknowledgement gaps: how long each partition goes without an acknowledgement, outside the double kill
+  (which leaves one broker, below ``min.insync.replicas``, by design), stays below ``FAILOVER_LIMIT_S``; a
+  controlled shutdown of a broker that only follows never makes acks=all wait for it (no lag-driven
+  ``event=isr_shrink`` while it stops).
 
 Brokers are restarted on the port they had (as a pod keeps its DNS name), so clients that cached a
 broker's address can find it again. The failover time (SIGKILL -> first acks=all produce acknowledged by
@@ -44,6 +54,7 @@ from gafka.protocol.record_batch import decode_batches
 from gafka.records import RecordMetadata, TopicPartition
 
 from .conftest import Cluster
+from .test_reliability import HighWatermarkWatch
 from .test_replication import log_bytes
 
 pytestmark = pytest.mark.timeout(240)
@@ -92,6 +103,20 @@ class Load:
         their acknowledgement can only come from another broker.
         """
         return next((acked for sent, acked in list(self.acks[partition]) if sent > since), None)
+
+    def longest_gaps(self, excluded: list[tuple[float, float]]) -> dict[int, tuple[float, float]]:
+        """Per partition, the longest time without an acknowledgement (and when it began), leaving out gaps that
+        overlap an ``excluded`` window (a fault that stops acks=all by design)."""
+        gaps: dict[int, tuple[float, float]] = {}
+        for partition, acks in self.acks.items():
+            times = sorted(acked for _sent, acked in list(acks))
+            longest = (0.0, times[0] if times else 0.0)
+            for before, after in itertools.pairwise(times):
+                if any(before < end and after > start for start, end in excluded):
+                    continue
+                longest = max(longest, (after - before, before))
+            gaps[partition] = longest
+        return gaps
 
     def failures(self) -> dict[str, int]:
         """How many sends failed, by error (the SDK gave up on them), for assertion messages."""
@@ -277,6 +302,9 @@ def test_acks_all_survives_kills_pauses_and_double_failures(cluster_factory: Any
         thread.start()
     failovers: list[Failover] = []
     faults_done = False
+    double_kill = (0.0, 0.0)
+    watch = HighWatermarkWatch(cluster, TOPIC, PARTITIONS, pause_s=0.05)
+    watch.start()
     try:
         cluster.wait_for(lambda: all(load.acks.values()), 20, "first acknowledgements on every partition")
 
@@ -296,6 +324,24 @@ def test_acks_all_survives_kills_pauses_and_double_failures(cluster_factory: Any
             cluster.start(victim)
             wait_healthy(cluster)
 
+        # 1b. SIGTERM (controlled shutdown) of the leader of partition 0, measured on the partitions it led (its
+        # leaderships move first), then of another broker, measured on the partitions it only follows (it leaves
+        # their ISRs first, so acks=all never waits for it).
+        for kind in ("leader", "follower"):
+            current = leaders(cluster)
+            victim = current[0] if kind == "leader" else next(b for b in sorted(BROKERS) if b != current[0])
+            led = [p for p, leader in current.items() if (leader == victim) == (kind == "leader")]
+            started = time.monotonic()
+            assert cluster.stop(victim) == 0
+            what = f"SIGTERM ({kind})"
+            shrinks = "event=isr_shrink" in "".join(cluster.brokers[b].log_text() for b in BROKERS - {victim})
+            assert not shrinks, f"{what}: a leader shrank an ISR because broker {victim} went quiet"
+            elected_s = wait_elected(cluster, {victim}, led, started)
+            acked_s = wait_acked(cluster, load, led, started, started, what)
+            failovers.append(report(what, {victim}, led, elected_s, acked_s))
+            cluster.start(victim)
+            wait_healthy(cluster)
+
         # 2. SIGSTOP a leader past the session timeout: it is fenced and replaced; SIGCONT it once a new leader
         # is elected, so it wakes up as a zombie with requests in its socket that it must not acknowledge.
         # (The producer's request to it only gets an answer then, as a Kafka client waits out request.timeout.ms.)
@@ -307,8 +353,14 @@ def test_acks_all_survives_kills_pauses_and_double_failures(cluster_factory: Any
         frozen = time.monotonic()
         elected_s = wait_elected(cluster, {victim}, led, started)
         cluster.resume(victim)
-        report(
-            "pause (SIGSTOP)", {victim}, led, elected_s, wait_acked(cluster, load, led, started, frozen, "the pause")
+        failovers.append(
+            report(
+                "pause (SIGSTOP)",
+                {victim},
+                led,
+                elected_s,
+                wait_acked(cluster, load, led, started, frozen, "the pause"),
+            )
         )
         wait_healthy(cluster)
 
@@ -332,6 +384,7 @@ def test_acks_all_survives_kills_pauses_and_double_failures(cluster_factory: Any
                 30,
                 f"acks=all on {TOPIC}-{partition} again after the double kill",
             )
+        double_kill = (started, time.monotonic())
         print(
             f"double kill of {sorted(victims)}: ISR = [{survivor}] everywhere after {below_min_isr - started:.2f} s; "
             f"acks=all on every partition again {time.monotonic() - started:.2f} s after the kill"
@@ -359,6 +412,7 @@ def test_acks_all_survives_kills_pauses_and_double_failures(cluster_factory: Any
         load.stop_consuming.set()
         threads[1].join(30)
         consumer.close(autocommit=False)
+        watch.stop()
 
     # Read every partition twice from its leader; then stop the brokers and compare the replicas on disk.
     problems: list[str] = []
@@ -377,17 +431,27 @@ def test_acks_all_survives_kills_pauses_and_double_failures(cluster_factory: Any
             sizes = {b: len(data) for b, data in stored.items()}
             problems.append(f"inconsistent offsets: p{partition}: the replicas' logs differ (bytes: {sizes})")
     problems += check(load, logs)
+    problems += watch.backwards()
+    gaps = load.longest_gaps([double_kill])
+    for partition, (gap, began_at) in gaps.items():
+        if gap >= FAILOVER_LIMIT_S:
+            problems.append(f"liveness: p{partition} went {gap:.1f} s without an acknowledgement from {began_at:.1f}")
     failed = load.failures()
     if failed:
         print(f"sends the producer gave up on (allowed: not acknowledged, may or may not be in the log): {failed}")
     assert not problems, f"{len(problems)} problems:\n" + "\n".join(problems[:30])
     acked = sum(1 for s in load.sent if s.future.done() and s.future.exception() is None)
-    kills = [f.acked_s for f in failovers]
+    kills = [f.acked_s for f in failovers if "SIGKILL" in f.what]
     assert kills, "no failover measured"
+    print(
+        "longest time without an acknowledgement per partition (double kill excluded): "
+        + ", ".join(f"p{p} {gap:.2f} s" for p, (gap, _at) in sorted(gaps.items()))
+        + f"; {len(watch.seen)} high watermarks observed, {watch.unavailable} OFFSET_NOT_AVAILABLE answers"
+    )
     print(
         f"fault test: {len(load.sent)} sent, {acked} acknowledged, "
         f"{sum(len(v) for v in logs.values())} in the log, {sum(len(v) for v in load.consumed.values())} consumed; "
-        f"{len(failovers)} leader kills (SIGKILL -> first acks=all produce on the new leader): "
+        f"{len(kills)} leader kills (SIGKILL -> first acks=all produce on the new leader): "
         f"min {min(kills):.2f} s, median {statistics.median(kills):.2f} s, max {max(kills):.2f} s; "
         f"session timeout {cluster.controller.session_timeout_ms} ms; whole test {time.monotonic() - began:.1f} s"
     )

@@ -55,7 +55,7 @@ class FetchHandlers:
             index, _state = self.broker.partition_state(topic, request.path_params["partition"])
             raise self.broker.not_leader(topic, index, leader)
         return await self.broker.forwarder.proxy(
-            request, leader.broker_id, leader.url, timeout_s=max_wait_ms / 1000 + 30
+            request, leader.broker_id, leader.url, timeout_s=max_wait_ms / 1000 + 30, long_poll=True
         )
 
     async def fetch(self, request: Request) -> Response:
@@ -89,6 +89,7 @@ class FetchHandlers:
             fetched = self.broker.reader.read(partition, offset, max_bytes)
         data = fetched.data
         high_watermark = fetched.high_watermark
+        shown = fetched.known_high_watermark  # None while a new leader does not know it (KIP-207)
         next_offset = fetched.next_offset
         metrics = topic_metrics(topic)
         if raw:
@@ -97,7 +98,7 @@ class FetchHandlers:
                 data,
                 media_type=BATCH_MEDIA_TYPE,
                 headers={
-                    "gafka-high-watermark": str(high_watermark),
+                    "gafka-high-watermark": str(-1 if shown is None else shown),
                     "gafka-log-start-offset": str(fetched.log_start_offset),
                     "gafka-next-offset": str(next_offset),
                 },
@@ -114,7 +115,7 @@ class FetchHandlers:
         return json_response(
             {
                 "records": records,
-                "high_watermark": high_watermark,
+                "high_watermark": shown,
                 "log_start_offset": fetched.log_start_offset,
                 "next_offset": next_offset,
             }

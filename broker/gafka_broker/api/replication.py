@@ -41,7 +41,7 @@ class ReplicationHandlers:
                         "partition": partition.partition,
                         "leader_epoch": partition.leader_epoch,
                         "log_start_offset": partition.log_start_offset,
-                        "high_watermark": partition.high_watermark,
+                        "high_watermark": partition.visible_high_watermark,
                         "log_end_offset": partition.log_end_offset,
                         "size_bytes": partition.log.size_bytes,
                     }

@@ -28,8 +28,12 @@ class ControllerClient(Protocol):
         self, broker_id: int, url: str, rack: str | None, incarnation: str, kafka_address: str | None = None
     ) -> ClusterMetadata: ...
 
-    async def heartbeat(self, broker_id: int, incarnation: str) -> int:
-        """Returns the metadata version the controller is at."""
+    async def heartbeat(self, broker_id: int, incarnation: str, caught_up: Iterable[tuple[str, int]] = ()) -> int:
+        """Returns the metadata version the controller is at; ``caught_up``: partitions followed fully caught up."""
+        ...
+
+    async def replica_damaged(self, broker_id: int, topic: str, partition: int) -> ClusterMetadata:
+        """This broker found its replica of ``topic``-``partition`` damaged on disk."""
         ...
 
     async def watch(self, since: int, max_wait_ms: int) -> ClusterMetadata | None:
@@ -76,9 +80,13 @@ class LocalControllerClient:
             self.controller.register_broker, broker_id, url, rack, incarnation, _now_ms(), kafka_address
         )
 
-    async def heartbeat(self, broker_id: int, incarnation: str) -> int:
-        metadata = await asyncio.to_thread(self.controller.heartbeat, broker_id, incarnation, _now_ms())
+    async def heartbeat(self, broker_id: int, incarnation: str, caught_up: Iterable[tuple[str, int]] = ()) -> int:
+        reported = tuple(caught_up)
+        metadata = await asyncio.to_thread(self.controller.heartbeat, broker_id, incarnation, _now_ms(), reported)
         return metadata.version
+
+    async def replica_damaged(self, broker_id: int, topic: str, partition: int) -> ClusterMetadata:
+        return await asyncio.to_thread(self.controller.replica_damaged, broker_id, topic, partition)
 
     async def watch(self, since: int, max_wait_ms: int) -> ClusterMetadata | None:
         return await self._watch.wait_newer(since, max_wait_ms / 1000)
@@ -156,9 +164,17 @@ class RemoteControllerClient:
         )
         return self._metadata(data)
 
-    async def heartbeat(self, broker_id: int, incarnation: str) -> int:
-        data = await self._call("POST", f"/v1/controller/brokers/{broker_id}/heartbeat", {"incarnation": incarnation})
+    async def heartbeat(self, broker_id: int, incarnation: str, caught_up: Iterable[tuple[str, int]] = ()) -> int:
+        body: dict[str, Any] = {"incarnation": incarnation}
+        reported = [[topic, partition] for topic, partition in caught_up]
+        if reported:
+            body["caught_up"] = reported
+        data = await self._call("POST", f"/v1/controller/brokers/{broker_id}/heartbeat", body)
         return int(data["version"])
+
+    async def replica_damaged(self, broker_id: int, topic: str, partition: int) -> ClusterMetadata:
+        body = {"topic": topic, "partition": partition}
+        return self._metadata(await self._call("POST", f"/v1/controller/brokers/{broker_id}/damaged", body))
 
     async def watch(self, since: int, max_wait_ms: int) -> ClusterMetadata | None:
         data = await self._call(

@@ -29,6 +29,9 @@ class ControllerSettings:
     broker_session_timeout_ms: int = 9_000
     """Kafka's ``broker.session.timeout.ms``; ``gafka dev`` runs with a shorter one for fast failover."""
     auto_leader_rebalance: bool = True
+    leader_imbalance_check_interval_ms: int = 300_000
+    """Kafka's ``leader.imbalance.check.interval.seconds`` (300 s): how often preferred replicas that are
+    caught up get their leadership back. Not at every tick: a replica that just rejoined the ISR settles first."""
 
 
 class Controller:
@@ -41,6 +44,10 @@ class Controller:
         self._changed = threading.Condition()
         self._listeners: list[Callable[[ClusterMetadata], None]] = []
         self._last_heartbeats: dict[int, int] = {}
+        self._caught_up: dict[int, frozenset[tuple[str, int]]] = {}
+        """Per broker, the partitions it last reported as a fully caught-up follower (kept in memory, as
+        heartbeats are)."""
+        self._last_imbalance_check_ms: int | None = None
 
     # -- reading -------------------------------------------------------------------------------------
     def metadata(self) -> ClusterMetadata:
@@ -86,25 +93,38 @@ class Controller:
             lambda m: decisions.register_broker(m, broker_id, url, rack, incarnation, now_ms, kafka_address)
         )
         self._last_heartbeats[broker_id] = now_ms
+        self._caught_up.pop(broker_id, None)
         logger.info("event=broker_registered broker=%d url=%s incarnation=%s", broker_id, url, incarnation)
         return stored
 
-    def heartbeat(self, broker_id: int, incarnation: str, now_ms: int) -> ClusterMetadata:
+    def heartbeat(
+        self, broker_id: int, incarnation: str, now_ms: int, caught_up: Iterable[tuple[str, int]] = ()
+    ) -> ClusterMetadata:
         """Liveness is kept in memory (as KRaft does): a heartbeat writes to the store only when it
-        unfences the broker, so steady heartbeats cost no fsync and publish no new metadata version."""
+        unfences the broker, so steady heartbeats cost no fsync and publish no new metadata version.
+        ``caught_up``: partitions this broker follows fully caught up (see :func:`decisions.elect_preferred`)."""
         current = self.metadata()
         broker = current.brokers.get(broker_id)
         if broker is None or broker.incarnation != incarnation:
             raise decisions.ControllerError("UNKNOWN_BROKER", f"broker {broker_id} ({incarnation}) must register first")
         self._last_heartbeats[broker_id] = now_ms
+        self._caught_up[broker_id] = frozenset(caught_up)
         if not broker.fenced:
             return current
         return self._apply(lambda m: decisions.heartbeat(m, broker_id, incarnation, now_ms))
 
     def tick(self, now_ms: int) -> ClusterMetadata:
-        """Periodic work: fence silent brokers, finish reassignments, give preferred leaders back."""
+        """Periodic work: fence silent brokers, finish reassignments, give preferred leaders back (every
+        ``leader_imbalance_check_interval_ms``)."""
 
         known = self.store.load()
+        interval = self.settings.leader_imbalance_check_interval_ms
+        if self._last_imbalance_check_ms is None:
+            self._last_imbalance_check_ms = now_ms  # a controller that just started lets the brokers settle first
+        rebalance = self.settings.auto_leader_rebalance and now_ms - self._last_imbalance_check_ms >= interval
+        if rebalance:
+            self._last_imbalance_check_ms = now_ms
+        caught_up = dict(self._caught_up)
         for broker_id in known.brokers if known is not None else ():
             # a controller that just (re)started gives every broker one full session to check in
             self._last_heartbeats.setdefault(broker_id, now_ms)
@@ -114,8 +134,8 @@ class Controller:
                 metadata, now_ms, self.settings.broker_session_timeout_ms, self._last_heartbeats
             )
             updated = decisions.advance_reassignments(updated)
-            if self.settings.auto_leader_rebalance:
-                updated = decisions.elect_preferred(updated)
+            if rebalance:
+                updated = decisions.elect_preferred(updated, caught_up)
             return decisions.elect_offline(updated)
 
         before = known
@@ -132,6 +152,11 @@ class Controller:
 
     def controlled_shutdown(self, broker_id: int) -> ClusterMetadata:
         return self._apply(lambda m: decisions.controlled_shutdown(m, broker_id))
+
+    def replica_damaged(self, broker_id: int, topic: str, index: int) -> ClusterMetadata:
+        stored = self._apply(lambda m: decisions.replica_damaged(m, broker_id, topic, index))
+        logger.warning("event=replica_damaged broker=%d topic=%s partition=%d", broker_id, topic, index)
+        return stored
 
     # -- topics --------------------------------------------------------------------------------------
     def create_topic(

@@ -6,7 +6,9 @@ Rules (Kafka's, KRaft flavour):
 - leaders are elected only from the ISR, preferred replica first; with no eligible replica the partition
   stays offline (leader -1) unless ``unclean.leader.election.enable`` allows any live replica;
 - a restarted broker (new incarnation) is treated as having been away: out of every ISR, leaderships moved;
-- the preferred replica gets leadership back once it is alive and in sync again;
+- the preferred replica gets leadership back once it is alive, in sync and fully caught up (it reported that its
+  last fetch reached the leader's log end offset and high watermark), at each imbalance check only;
+- a replica that found damage on disk leaves the ISR and loses its leadership (Kafka: a failed log directory);
 - reassignment: add the new replicas, let them catch up into the ISR, switch, then drop the old ones.
 """
 
@@ -14,7 +16,7 @@ from __future__ import annotations
 
 import base64
 import uuid
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Collection, Iterable, Mapping
 from dataclasses import replace
 
 from gafka_broker.controller.metadata import (
@@ -168,27 +170,38 @@ def elect_offline(metadata: ClusterMetadata) -> ClusterMetadata:
     )
 
 
-def elect_preferred(metadata: ClusterMetadata) -> ClusterMetadata:
-    """Move leadership back to the preferred replica wherever it is alive and in sync."""
+def elect_preferred(metadata: ClusterMetadata, caught_up: Mapping[int, Collection[tuple[str, int]]]) -> ClusterMetadata:
+    """Move leadership back to the preferred replica wherever it is alive, in sync and caught up.
+
+    ``caught_up``: broker id -> the partitions it reported as fully caught up (log end offset and high
+    watermark of the leader's last answer). A replica just back in the ISR may not know the high watermark
+    yet; made leader then, it would have to answer OFFSET_NOT_AVAILABLE until it learns it (KIP-207)."""
     live = set(metadata.live_brokers())
-
-    def prefer(topic: TopicInfo, state: PartitionState) -> PartitionState:
-        preferred = state.preferred_leader
-        if (
-            state.leader != preferred
-            and preferred in live
-            and preferred in state.isr
-            and not metadata.brokers[preferred].draining
-        ):
-            return state.with_change(leader=preferred, leader_epoch=state.leader_epoch + 1)
-        return state
-
-    return _map_partitions(metadata, prefer)
+    updated = metadata
+    for name, topic in metadata.topics.items():
+        for index, state in enumerate(topic.partitions):
+            preferred = state.preferred_leader
+            if (
+                state.leader != preferred
+                and preferred in live
+                and preferred in state.isr
+                and (name, index) in caught_up.get(preferred, ())
+                and not metadata.brokers[preferred].draining
+            ):
+                moved = state.with_change(leader=preferred, leader_epoch=state.leader_epoch + 1)
+                updated = updated.with_partition(name, index, moved)
+    return updated
 
 
 def controlled_shutdown(metadata: ClusterMetadata, broker_id: int) -> ClusterMetadata:
     """A broker asks to stop: hand its leaderships to other in-sync replicas first (no offline window), and
-    leave the ISRs it follows in, so ``acks=all`` does not wait for it until its session expires (KRaft)."""
+    leave the ISRs it follows in, so ``acks=all`` does not wait for it until its session expires (KRaft).
+
+    It is marked ``shutting_down`` (KIP-841): it keeps fetching until it stops, which covers the moment before
+    the leaders apply this change, but no leader may add it back to an ISR, and it is elected nowhere."""
+    broker = metadata.brokers.get(broker_id)
+    if broker is not None and not broker.shutting_down:
+        metadata = metadata.with_broker(replace(broker, shutting_down=True))
     live = set(metadata.live_brokers()) - {broker_id}
 
     def hand_over(topic: TopicInfo, state: PartitionState) -> PartitionState:
@@ -204,6 +217,27 @@ def controlled_shutdown(metadata: ClusterMetadata, broker_id: int) -> ClusterMet
         )
 
     return _map_partitions(metadata, hand_over)
+
+
+def replica_damaged(metadata: ClusterMetadata, broker_id: int, topic_name: str, index: int) -> ClusterMetadata:
+    """``broker_id`` found a batch of its replica damaged on disk: it leaves the ISR and, if it led, leadership
+    moves to another live in-sync replica. Never empties the ISR (with no good copy elsewhere nothing changes;
+    the damaged replica answers CORRUPT_MESSAGE). It rejoins after truncating and fetching again."""
+    topic = _topic(metadata, topic_name)
+    if not 0 <= index < len(topic.partitions):
+        raise ControllerError("UNKNOWN_TOPIC_OR_PARTITION", f"{topic_name}-{index} does not exist")
+    state = topic.partitions[index]
+    isr = tuple(r for r in state.isr if r != broker_id)
+    if not isr or isr == state.isr:
+        return metadata
+    if state.leader != broker_id:
+        return metadata.with_partition(topic_name, index, state.with_change(isr=isr))
+    live = set(metadata.live_brokers()) - {broker_id}
+    candidates = [r for r in state.replicas if r in isr and r in live]
+    if not candidates:
+        return metadata
+    moved = state.with_change(leader=candidates[0], leader_epoch=state.leader_epoch + 1, isr=isr)
+    return metadata.with_partition(topic_name, index, moved)
 
 
 # -- topics ------------------------------------------------------------------------------------------

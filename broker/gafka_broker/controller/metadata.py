@@ -28,6 +28,9 @@ class BrokerInfo:
     """Asked to give up its replicas (scale-down): placement avoids it and reassignment moves its replicas away."""
     kafka_address: str | None = None
     """HOST:PORT of its Kafka listener (what Metadata answers clients), None when it has none."""
+    shutting_down: bool = False
+    """In a controlled shutdown (KIP-841): not live for elections, ISR expansion or placement, though it still
+    fetches until it stops, so no ``acks=all`` waits on it; its next registration (a new process) clears it."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -76,7 +79,10 @@ class ClusterMetadata:
     """First producer id not yet handed out; brokers take blocks of ids from here (Kafka's AllocateProducerIds)."""
 
     def live_brokers(self) -> list[int]:
-        return sorted(broker_id for broker_id, broker in self.brokers.items() if not broker.fenced)
+        """Brokers that may lead, join an ISR or get new replicas: unfenced and not shutting down."""
+        return sorted(
+            broker_id for broker_id, broker in self.brokers.items() if not broker.fenced and not broker.shutting_down
+        )
 
     def partition(self, topic: str, index: int) -> PartitionState | None:
         info = self.topics.get(topic)
@@ -120,6 +126,7 @@ class ClusterMetadata:
                     "incarnation": b.incarnation,
                     "draining": b.draining,
                     "kafka_address": b.kafka_address,
+                    "shutting_down": b.shutting_down,
                 }
                 for b in sorted(self.brokers.values(), key=lambda b: b.broker_id)
             ],
@@ -158,6 +165,7 @@ class ClusterMetadata:
                 incarnation=b.get("incarnation", ""),
                 draining=bool(b.get("draining", False)),
                 kafka_address=b.get("kafka_address"),
+                shutting_down=bool(b.get("shutting_down", False)),
             )
             for b in data.get("brokers", [])
         }

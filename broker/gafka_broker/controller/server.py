@@ -39,6 +39,7 @@ class StandaloneSettings:
     port: int = 9093
     broker_session_timeout_ms: int = 9000
     tick_ms: int = 200
+    leader_imbalance_check_interval_ms: int = 300_000
     cluster_id: str | None = None
     log_level: str = "info"
 
@@ -87,7 +88,10 @@ def run(settings: StandaloneSettings) -> int:
     url = f"http://{host}:{sock.getsockname()[1]}"
     controller = Controller(
         FileMetadataStore(settings.data_dir / METADATA_FILE),
-        ControllerSettings(broker_session_timeout_ms=settings.broker_session_timeout_ms),
+        ControllerSettings(
+            broker_session_timeout_ms=settings.broker_session_timeout_ms,
+            leader_imbalance_check_interval_ms=settings.leader_imbalance_check_interval_ms,
+        ),
         settings.cluster_id,
     )
     service = ControllerService(controller, tick_ms=settings.tick_ms)

@@ -4,7 +4,9 @@ Routes (all JSON, errors as ``{"error_code", "message"}``):
 
 - ``POST /v1/controller/brokers/{id}/register`` ``{url, rack?, incarnation, kafka_address?}`` -> metadata
 - ``POST /v1/controller/brokers/{id}/heartbeat`` ``{incarnation}`` -> ``{version, fenced}``; 409 UNKNOWN_BROKER
+- ``POST /v1/controller/brokers/{id}/heartbeat`` may carry ``caught_up: [[topic, partition], ...]``
 - ``POST /v1/controller/brokers/{id}/shutdown`` -> metadata with its leaderships handed over
+- ``POST /v1/controller/brokers/{id}/damaged`` ``{topic, partition}`` -> metadata with the replica out of the ISR
 - ``GET  /v1/controller/metadata?since=V&max_wait_ms=W`` -> metadata once its version is above V (long poll)
 - ``POST /v1/controller/topics``, ``PATCH|DELETE /v1/controller/topics/{topic}``
 - ``POST /v1/controller/alter-partition`` ``{topic, partition, leader, leader_epoch, partition_epoch, isr}``
@@ -141,6 +143,7 @@ class ControllerService:
             Route("/v1/controller/brokers/{broker_id:int}/register", _guard(self.register), methods=["POST"]),
             Route("/v1/controller/brokers/{broker_id:int}/heartbeat", _guard(self.heartbeat), methods=["POST"]),
             Route("/v1/controller/brokers/{broker_id:int}/shutdown", _guard(self.shutdown), methods=["POST"]),
+            Route("/v1/controller/brokers/{broker_id:int}/damaged", _guard(self.damaged), methods=["POST"]),
             Route("/v1/controller/metadata", _guard(self.metadata), methods=["GET"]),
             Route("/v1/controller/topics", _guard(self.create_topic), methods=["POST"]),
             Route("/v1/controller/topics/{topic}", _guard(self.alter_topic), methods=["PATCH"]),
@@ -205,14 +208,36 @@ class ControllerService:
         incarnation = body.get("incarnation")
         if not isinstance(incarnation, str):
             raise ControllerError("INVALID_REQUEST", "incarnation is a required string")
+        raw = body.get("caught_up") or []
+        if not isinstance(raw, list) or not all(
+            isinstance(e, list) and len(e) == 2 and isinstance(e[0], str) and isinstance(e[1], int) for e in raw
+        ):
+            raise ControllerError("INVALID_REQUEST", "caught_up must be a list of [topic, partition]")
         metadata = await asyncio.to_thread(
-            self.controller.heartbeat, request.path_params["broker_id"], incarnation, now_ms()
+            self.controller.heartbeat,
+            request.path_params["broker_id"],
+            incarnation,
+            now_ms(),
+            [(topic, index) for topic, index in raw],
         )
         broker = metadata.brokers[request.path_params["broker_id"]]
         return _json({"version": metadata.version, "fenced": broker.fenced})
 
     async def shutdown(self, request: Request) -> Response:
         metadata = await asyncio.to_thread(self.controller.controlled_shutdown, request.path_params["broker_id"])
+        return _json(metadata.to_json() | {"version": metadata.version})
+
+    async def damaged(self, request: Request) -> Response:
+        body = await _body(request)
+        topic = body.get("topic")
+        if not isinstance(topic, str):
+            raise ControllerError("INVALID_REQUEST", "topic is a required string")
+        metadata = await asyncio.to_thread(
+            self.controller.replica_damaged,
+            request.path_params["broker_id"],
+            topic,
+            _int(body.get("partition"), "partition"),
+        )
         return _json(metadata.to_json() | {"version": metadata.version})
 
     async def metadata(self, request: Request) -> Response:

@@ -16,7 +16,7 @@ from gafka.protocol.record_batch import iter_batches
 from gafka_broker.errors import ApiError, ErrorCode
 from gafka_broker.log.errors import OffsetOutOfRangeError
 from gafka_broker.metrics import LONG_POLLS, topic_metrics
-from gafka_broker.partition import BrokerPartition
+from gafka_broker.partition import BrokerPartition, ReplicaDamagedError
 
 if TYPE_CHECKING:
     from gafka_broker.broker import Broker
@@ -29,6 +29,8 @@ class FetchedData(NamedTuple):
 
     data: bytes
     high_watermark: int
+    known_high_watermark: int | None
+    """What a client may be shown: None while a new leader does not know its high watermark yet (KIP-207)."""
     log_start_offset: int
     next_offset: int
     """The offset after the last record handed out (the fetch offset when nothing was)."""
@@ -43,7 +45,10 @@ class Reader:
         self.broker = broker
 
     def read(self, partition: BrokerPartition, offset: int, max_bytes: int) -> FetchedData:
-        """Valid offsets are ``log_start_offset..high_watermark``; anything else is OFFSET_OUT_OF_RANGE."""
+        """Valid offsets are ``log_start_offset..high_watermark``; anything else is OFFSET_OUT_OF_RANGE.
+
+        A batch damaged on disk is never served: KAFKA_STORAGE_ERROR while another in-sync replica has a good
+        copy (leadership is moving there: retry), else CORRUPT_MESSAGE; both name the offset."""
         try:
             if offset > partition.log_end_offset:  # between the two: valid, just not committed yet (empty)
                 raise OffsetOutOfRangeError(offset, partition.log_start_offset, partition.log_end_offset)
@@ -57,6 +62,9 @@ class Reader:
                 high_watermark=high_watermark,
                 log_end_offset=exc.log_end_offset,
             ) from None
+        except ReplicaDamagedError as exc:
+            code = ErrorCode.KAFKA_STORAGE_ERROR if exc.healable else ErrorCode.CORRUPT_MESSAGE
+            raise ApiError(code, exc.message, status=500, offset=exc.offset) from None
         data = result.data
         high_watermark = partition.high_watermark
         next_offset = offset
@@ -66,7 +74,8 @@ class Reader:
             next_offset = max(next_offset, header.next_offset)
         next_offset = min(next_offset, high_watermark) if data else offset
         topic_metrics(partition.topic).bytes_out.inc(len(data))
-        return FetchedData(data, high_watermark, result.log_start_offset, next_offset, count)
+        known = partition.visible_high_watermark
+        return FetchedData(data, high_watermark, known, result.log_start_offset, next_offset, count)
 
     def can_park(self, min_bytes: int, available: int, max_wait_ms: int) -> bool:
         return available < min_bytes and max_wait_ms > 0 and not self.broker.stopping

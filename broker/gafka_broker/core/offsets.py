@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from typing import NamedTuple
 
-from gafka_broker.partition import BrokerPartition
+from gafka_broker.errors import ApiError, ErrorCode
+from gafka_broker.partition import BrokerPartition, OffsetNotAvailableError
 
 __all__ = ["EARLIEST", "LATEST", "FoundOffset", "list_offset"]
 
@@ -25,13 +26,19 @@ def list_offset(partition: BrokerPartition, at: int) -> FoundOffset:
 
     For a timestamp later than every committed record the answer is the high watermark without a
     timestamp: the offset the next record will get, where a consumer seeking by time should start.
+    A new leader that does not know its high watermark yet answers OFFSET_NOT_AVAILABLE (KIP-207) for both,
+    rather than a value below one a client already saw.
     """
     if at == EARLIEST:
         return FoundOffset(partition.log_start_offset, None)
+    try:
+        latest = partition.latest_offset()
+    except OffsetNotAvailableError as exc:
+        raise ApiError(ErrorCode.OFFSET_NOT_AVAILABLE, exc.message, headers={"retry-after": "1"}) from None
     if at == LATEST:
-        return FoundOffset(partition.high_watermark, None)
+        return FoundOffset(latest, None)
     found = partition.log.offset_for_timestamp(at)
-    if found is None or found[0] >= partition.high_watermark:
-        return FoundOffset(partition.high_watermark, None)
+    if found is None or found[0] >= latest:
+        return FoundOffset(latest, None)
     offset, record_timestamp = found
     return FoundOffset(max(offset, partition.log_start_offset), record_timestamp)

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING
 import httpx
 
 from gafka.partitioner import partition_for_key
+from gafka_broker.core.offsets import LATEST, list_offset
 from gafka_broker.errors import ApiError, ErrorCode
 from gafka_broker.groups.assignors import TopicPartition
 from gafka_broker.groups.coordinator import (
@@ -265,7 +266,7 @@ class GroupService:
             end = await self._remote_offset(routed, tp, "latest")
             found_at = await self._remote_offset(routed, tp, str(value)) if kind == "timestamp" else end
         else:
-            start, end = routed.log_start_offset, routed.high_watermark
+            start, end = routed.log_start_offset, list_offset(routed, LATEST).offset  # KIP-207: never back
             found = routed.log.offset_for_timestamp(value) if kind == "timestamp" else None
             found_at = end if found is None else found[0]
         if kind == "earliest":
@@ -309,11 +310,12 @@ class GroupService:
 
     # -- lag -----------------------------------------------------------------------------------------
     def high_watermark(self, topic: str, partition: int) -> int | None:
-        """What a consumer of ``topic``/``partition`` can read up to; None if it does not exist (any more)."""
+        """What a consumer of ``topic``/``partition`` can read up to; None if it does not exist (any more), or
+        while a new leader does not know it yet (KIP-207: never a value below one shown before)."""
         replica = self.broker.local_replica(topic, partition)
         if replica is None or not replica.is_leader:
             return None  # led elsewhere: this broker's copy may be behind
-        return replica.high_watermark
+        return replica.visible_high_watermark
 
     def stats(self) -> Iterator[GroupStats]:
         """Every group for /metrics; lag is computed here, at scrape time, from in-memory offsets."""

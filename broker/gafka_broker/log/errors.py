@@ -20,7 +20,12 @@ class LogError(Exception):
 
 
 class LogCorruptionError(LogError):
-    """Bytes on disk no longer match their CRC: the broker refuses to serve them (KAFKA_STORAGE_ERROR)."""
+    """Bytes on disk no longer match their CRC: the broker refuses to serve them (KAFKA_STORAGE_ERROR).
+    ``offset``: the base offset of the damaged batch, where a healing replica truncates to."""
+
+    def __init__(self, message: str, offset: int | None = None) -> None:
+        super().__init__(message)
+        self.offset = offset
 
 
 class OffsetOutOfRangeError(LookupError):

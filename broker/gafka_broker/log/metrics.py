@@ -62,3 +62,7 @@ CLEANER_RUNS = Counter(
     "Cleanings by outcome: cleaned, aborted (the log changed underneath) or failed.",
     ["outcome"],
 )
+CORRUPT_READS = Counter(
+    "gafka_log_corrupt_reads_total",
+    "Reads that found a batch damaged on disk (CRC mismatch or cut short); the replica then heals from another.",
+)

@@ -135,12 +135,21 @@ class LogSegment:
             position += header.size
 
     def locate(self, offset: int) -> tuple[int, BatchHeader] | None:
-        """Position and header of the batch holding ``offset`` (or the first after it)."""
+        """Position and header of the batch holding ``offset`` (or the first after it), or of the first batch
+        whose offsets cannot be right (damaged where the CRC does not reach: base offset, length), so a damaged
+        batch is never skipped over silently: :meth:`read` refuses it, truncation cuts there."""
         _, start = self.offset_index.lookup(offset)
+        previous_last = self.base_offset - 1
         for position, header in self.walk(start):
-            if header.last_offset >= offset:
+            if header.last_offset >= offset or not self._plausible(header, previous_last):
                 return position, header
+            previous_last = header.last_offset
         return None
+
+    def _plausible(self, header: BatchHeader, previous_last: int) -> bool:
+        """Offsets a batch of this segment can have: after the previous batch's, before the segment's end.
+        (Kafka's CRC covers neither the base offset nor the length; this catches most damage to them.)"""
+        return previous_last < header.base_offset <= header.last_offset < self.next_offset
 
     def read(self, offset: int, max_bytes: int, max_offset: int | None) -> bytes:
         """Whole batches from the one holding ``offset``: at least one batch, at most ``max_bytes``
@@ -154,25 +163,40 @@ class LogSegment:
         if located is None:
             return b""
         position, first = located
+        if not self._plausible(first, min(offset, first.base_offset) - 1) or first.last_offset < offset:
+            raise LogCorruptionError(
+                f"{self.log_path.name}: batch at position {position} has offsets {first.base_offset}.."
+                f"{first.last_offset}, impossible where offset {offset} should be",
+                offset,
+            )
         if max_offset is not None and first.last_offset >= max_offset:
             return b""
         length = first.size if first.size >= max_bytes else min(max_bytes, self.size - position)
         data = self.read_bytes(position, length)
         cut = 0
+        previous_last = first.base_offset - 1
         for relative, header in iter_batches(data):
             if max_offset is not None and header.last_offset >= max_offset:
                 break
+            if not self._plausible(header, previous_last):
+                break  # damaged offsets: served up to here; the next read, starting there, raises
+            previous_last = header.last_offset
             try:
                 validate_batch(data, relative)
             except (CorruptRecordError, ValueError) as exc:
                 if cut:
                     break
                 raise LogCorruptionError(
-                    f"{self.log_path.name}: batch at position {position + relative} is damaged: {exc}"
+                    f"{self.log_path.name}: batch at offset {first.base_offset} (position {position}) "
+                    f"is damaged: {exc}",
+                    first.base_offset,
                 ) from exc
             cut = relative + header.size
         if not cut and len(data) < first.size:
-            raise LogCorruptionError(f"{self.log_path.name}: batch at position {position} is cut short")
+            raise LogCorruptionError(
+                f"{self.log_path.name}: batch at offset {first.base_offset} (position {position}) is cut short",
+                first.base_offset,
+            )
         return data if cut == len(data) else data[:cut]
 
     def find_timestamp(self, timestamp: int) -> tuple[int, BatchHeader] | None:

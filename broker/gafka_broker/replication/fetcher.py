@@ -259,6 +259,9 @@ class ReplicaFetcher:
                 )
                 return
         partition.update_follower_high_watermark(data.high_watermark)
+        partition.caught_up = (
+            partition.log_end_offset >= data.log_end_offset and partition.high_watermark >= data.high_watermark
+        )
         if partition.log_start_offset < data.log_start_offset <= partition.log_end_offset:
             partition.log.delete_records_before(data.log_start_offset)
         if data.records:

@@ -8,6 +8,8 @@ around). The SDK never relies on this: it sends to leaders, and binary requests 
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
 from collections.abc import Mapping
 from typing import Any
@@ -68,6 +70,7 @@ class Forwarder:
 
     def __init__(self, broker_id: int) -> None:
         self.broker_id = broker_id
+        self._stopping = asyncio.Event()
         self._http = httpx.AsyncClient(
             limits=httpx.Limits(max_connections=256, max_keepalive_connections=64),
             timeout=httpx.Timeout(60.0, connect=2.0),
@@ -78,10 +81,23 @@ class Forwarder:
         headers[FORWARDED_HEADER] = str(self.broker_id)
         return headers
 
+    def release_long_polls(self) -> None:
+        """Shutdown: forwarded long polls waiting on another broker answer BROKER_NOT_AVAILABLE now (their clients
+        retry elsewhere) instead of holding this broker's connections open until the leader answers."""
+        self._stopping.set()
+
     async def proxy(
-        self, request: Request, leader: int, url: str, *, body: bytes | None = None, timeout_s: float = 60.0
+        self,
+        request: Request,
+        leader: int,
+        url: str,
+        *,
+        body: bytes | None = None,
+        timeout_s: float = 60.0,
+        long_poll: bool = False,
     ) -> Response:
-        """Send ``request`` as it is to ``url`` and stream the answer back (status, headers and body)."""
+        """Send ``request`` as it is to ``url`` and stream the answer back (status, headers and body).
+        ``long_poll``: the leader may park it; given up at shutdown (:meth:`release_long_polls`)."""
         target = url.rstrip("/") + request.url.path
         if body is not None:
             content: Any = body
@@ -98,7 +114,10 @@ class Forwarder:
             timeout=timeout_s,
         )
         try:
-            upstream = await self._http.send(outgoing, stream=True)
+            if long_poll:
+                upstream = await self._send_unless_stopping(outgoing)
+            else:
+                upstream = await self._http.send(outgoing, stream=True)
         except httpx.HTTPError as exc:
             raise _unreachable(leader, url, exc) from None
         headers = {k: v for k, v in upstream.headers.items() if k.lower() not in _HOP_BY_HOP}
@@ -108,6 +127,27 @@ class Forwarder:
             headers=headers,
             background=BackgroundTask(upstream.aclose),
         )
+
+    async def _send_unless_stopping(self, outgoing: httpx.Request) -> httpx.Response:
+        stopped = ApiError(
+            ErrorCode.BROKER_NOT_AVAILABLE,
+            "this broker is shutting down; retry (on the partition's leader)",
+            headers={"connection": "close", "retry-after": "1"},
+        )
+        if self._stopping.is_set():
+            raise stopped
+        send = asyncio.ensure_future(self._http.send(outgoing, stream=True))
+        stopping = asyncio.ensure_future(self._stopping.wait())
+        try:
+            await asyncio.wait({send, stopping}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            stopping.cancel()
+        if not send.done():
+            send.cancel()
+            with contextlib.suppress(asyncio.CancelledError, httpx.HTTPError):
+                await send
+            raise stopped
+        return send.result()
 
     async def post_json(
         self,

@@ -28,7 +28,7 @@ from gafka_broker.api.common import read_body
 from gafka_broker.controller.client import ControllerClient
 from gafka_broker.controller.decisions import ControllerError
 from gafka_broker.log.errors import LogError, OffsetOutOfRangeError
-from gafka_broker.partition import BrokerPartition
+from gafka_broker.partition import BrokerPartition, ReplicaDamagedError
 from gafka_broker.replication.epoch_cache import UNDEFINED_EPOCH
 from gafka_broker.replication.metrics import FOLLOWER_FETCH_WAITS
 from gafka_broker.replication.protocol import (
@@ -158,9 +158,12 @@ class LeaderFetchHandler:
             if total >= budget and total > 0:
                 continue
             try:
-                records = partition.log.read(wanted.fetch_offset, min(wanted.max_bytes, budget - total)).data
+                records = partition.read_log(wanted.fetch_offset, min(wanted.max_bytes, budget - total)).data
             except OffsetOutOfRangeError:
                 data.error = "OFFSET_OUT_OF_RANGE"
+                continue
+            except ReplicaDamagedError:
+                data.error = "KAFKA_STORAGE_ERROR"  # logged and reported by the partition; leadership moves
                 continue
             except (LogError, OSError) as exc:
                 logger.error(

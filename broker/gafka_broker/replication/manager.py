@@ -83,6 +83,7 @@ class ReplicaManager:
         """Set at controlled shutdown: follow nobody any more (no fetches that could put us back in an ISR)."""
         self.leadership_listeners: list[LeadershipListener] = []
         self.topic_deleted_listeners: list[Callable[[str], None]] = []
+        self._reports: set[asyncio.Task[None]] = set()
 
     @property
     def version(self) -> int:
@@ -98,6 +99,18 @@ class ReplicaManager:
 
     def leaders(self) -> Iterator[BrokerPartition]:
         return (partition for partition in list(self.replicas.values()) if partition.is_leader)
+
+    def caught_up_preferred(self) -> list[Key]:
+        """Partitions this broker is the preferred replica of, follows, and has fully caught up on: what the
+        controller may give back to it at its next imbalance check."""
+        return [
+            key
+            for key, partition in list(self.replicas.items())
+            if partition.caught_up
+            and not partition.is_leader
+            and partition.replicas[:1] == (self.broker_id,)
+            and self.broker_id in partition.isr
+        ]
 
     def hosted(self, metadata: ClusterMetadata) -> dict[Key, tuple[TopicInfo, PartitionState]]:
         me = self.broker_id
@@ -129,6 +142,7 @@ class ReplicaManager:
                 high_watermark=high_watermarks.get(key, 0),
                 max_lag_ms=self.max_lag_ms,
             )
+            self.replicas[key].on_damage = self._damage_found
             self.topic_configs[topic.name] = topic_config_of(topic)
             self._topic_ids[topic.name] = topic.topic_id
 
@@ -232,6 +246,7 @@ class ReplicaManager:
             return
         created = await asyncio.to_thread(self._create_logs, missing)
         for key, partition in created.items():
+            partition.on_damage = self._damage_found
             self.replicas[key] = partition
             self._topic_ids[key[0]] = missing[key].topic_id
         logger.info("event=replicas_created count=%d", len(created))
@@ -292,6 +307,8 @@ class ReplicaManager:
         if not changed:
             return
         self.fetchers.unfollow(partition)
+        if partition.damaged_at is not None:
+            self._truncate_damaged(partition)
         leader = metadata.brokers.get(state.leader)
         if state.leader != NO_LEADER and leader is not None and not self.stopping:
             self.fetchers.follow(partition, state.leader, leader.url, state.leader_epoch)
@@ -305,6 +322,52 @@ class ReplicaManager:
         )
         if was_leader:
             self._notify(partition, False)
+
+    # -- damage on disk ------------------------------------------------------------------------------
+    def _damage_found(self, partition: BrokerPartition) -> None:
+        """A read found this leader's replica damaged and another in-sync replica has it: ask the controller to
+        move leadership there (this replica then truncates and fetches it again)."""
+        task = asyncio.get_running_loop().create_task(self._report_damage(partition))
+        self._reports.add(task)
+        task.add_done_callback(self._reports.discard)
+
+    async def _report_damage(self, partition: BrokerPartition) -> None:
+        try:
+            metadata = await self.controller.replica_damaged(self.broker_id, partition.topic, partition.partition)
+        except Exception as exc:
+            logger.error(
+                "event=replica_damage_report_failed topic=%s partition=%d error=%r",
+                partition.topic,
+                partition.partition,
+                str(exc),
+            )
+            return
+        await self.apply(metadata)
+
+    @staticmethod
+    def _truncate_damaged(partition: BrokerPartition) -> None:
+        """Cut a damaged replica back to before the damage, so its next fetches bring a good copy."""
+        damaged, before = partition.damaged_at, partition.log_end_offset
+        assert damaged is not None
+        try:
+            partition.truncate_to(damaged)
+        except Exception as exc:
+            logger.error(
+                "event=replica_heal_failed topic=%s partition=%d offset=%d error=%r",
+                partition.topic,
+                partition.partition,
+                damaged,
+                str(exc),
+            )
+            return
+        partition.damaged_at = None
+        logger.warning(
+            "event=replica_truncated_after_damage topic=%s partition=%d offset=%d log_end_offset_before=%d",
+            partition.topic,
+            partition.partition,
+            damaged,
+            before,
+        )
 
     def _notify(self, partition: BrokerPartition, leads: bool) -> None:
         for listener in self.leadership_listeners:
@@ -330,5 +393,7 @@ class ReplicaManager:
         return count
 
     async def close(self) -> None:
+        for task in list(self._reports):
+            task.cancel()
         await self.isr.close()
         await self.fetchers.close()

@@ -107,7 +107,7 @@ class ClusterLink:
         while True:
             await asyncio.sleep(interval)  # a period, not a poll: liveness is what the controller measures
             try:
-                await self.controller.heartbeat(self.broker_id, self.incarnation)
+                await self.controller.heartbeat(self.broker_id, self.incarnation, self.manager.caught_up_preferred())
             except ControllerError as exc:
                 if exc.code == "UNKNOWN_BROKER":
                     logger.warning("event=reregistering reason=%s", exc.code)
