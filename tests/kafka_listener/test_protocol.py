@@ -74,6 +74,24 @@ def _values(api_key: int, topic: str, group: str) -> dict[str, Any]:
         9: {"group_id": group, "topics": [topic_values]},
         10: {"key": group, "key_type": 0, "coordinator_keys": [group]},
         18: {"client_software_name": "wire", "client_software_version": "1"},
+        11: {
+            "group_id": group,
+            "session_timeout": 30_000,
+            "rebalance_timeout": 30_000,
+            "member_id": "",
+            "protocol_type": "consumer",
+            "protocols": [{"name": "range", "metadata": b"m"}],
+        },
+        12: {"group_id": group, "generation_id": 1, "member_id": "m"},
+        13: {"group_id": group, "member_id": "m", "members": [{"member_id": "m"}]},
+        14: {
+            "group_id": group,
+            "generation_id": 1,
+            "member_id": "m",
+            "protocol_type": "consumer",
+            "protocol_name": "range",
+            "assignments": [{"member_id": "m", "assignment": b"a"}],
+        },
         22: {"transactional_id": None, "transaction_timeout": 60_000, "producer_id": -1, "producer_epoch": -1},
     }[api_key]
 
@@ -102,6 +120,8 @@ def test_every_advertised_version_answers(bootstrap: str, kafka_broker: BrokerPr
     with httpx.Client(base_url=kafka_broker.url) as http:
         assert http.post("/v1/topics", json={"name": topic, "partitions": 1}).status_code == 201
     for api_key, api in sorted(APIS.items()):
+        if api_key in _CLASSIC_GROUP_APIS:
+            continue  # a sequence of their own: test_classic_group_every_version
         for version in range(api.min_version, api.max_version + 1):
             client = WireClient(bootstrap)
             try:
@@ -113,6 +133,58 @@ def test_every_advertised_version_answers(bootstrap: str, kafka_broker: BrokerPr
             for part in _partitions(answer):
                 codes.append(part.error_code)
             assert set(codes) == {ErrorCode.none}, (api.name, version, codes)
+
+
+_CLASSIC_GROUP_APIS = (11, 12, 13, 14)
+
+
+def test_classic_group_every_version(bootstrap: str) -> None:
+    """Join (learning the member id first from v4), sync, heartbeat and leave at every advertised version."""
+    join, heartbeat, leave, sync = (APIS[key] for key in _CLASSIC_GROUP_APIS)
+    rounds = max(api.max_version - api.min_version + 1 for api in (join, heartbeat, leave, sync))
+    for turn in range(rounds):
+        versions = [
+            api.min_version + turn % (api.max_version - api.min_version + 1) for api in (join, heartbeat, leave, sync)
+        ]
+        join_v, heartbeat_v, leave_v, sync_v = versions
+        group = unique_topic("classic")
+        client = WireClient(bootstrap)
+        try:
+            values = _values(11, "", group)
+            joined = client.call(_request(11, join_v, values))
+            if joined.error_code == ErrorCode.member_id_required:
+                values["member_id"] = joined.member_id
+                joined = client.call(_request(11, join_v, values))
+            assert joined.error_code == ErrorCode.none, (versions, joined)
+            assert joined.leader == joined.member_id and joined.generation_id == 1
+            assert [bytes(m.metadata) for m in joined.members] == [b"m"]
+            member = joined.member_id
+            synced = client.call(
+                _request(
+                    14,
+                    sync_v,
+                    {
+                        **_values(14, "", group),
+                        "member_id": member,
+                        "assignments": [{"member_id": member, "assignment": b"a"}],
+                    },
+                )
+            )
+            assert (synced.error_code, bytes(synced.assignment)) == (ErrorCode.none, b"a"), versions
+            beat = client.call(_request(12, heartbeat_v, {**_values(12, "", group), "member_id": member}))
+            assert beat.error_code == ErrorCode.none, versions
+            stale = client.call(
+                _request(12, heartbeat_v, {**_values(12, "", group), "member_id": member, "generation_id": 7})
+            )
+            assert stale.error_code == ErrorCode.illegal_generation, versions
+            left = client.call(
+                _request(13, leave_v, {"group_id": group, "member_id": member, "members": [{"member_id": member}]})
+            )
+            assert left.error_code == ErrorCode.none, versions
+            gone = client.call(_request(12, heartbeat_v, {**_values(12, "", group), "member_id": member}))
+            assert gone.error_code == ErrorCode.unknown_member_id, versions
+        finally:
+            client.close()
 
 
 def _partitions(answer: Any) -> Iterator[Any]:

@@ -21,6 +21,7 @@ from gafka.partitioner import partition_for_key
 from gafka_broker.core.offsets import LATEST, list_offset
 from gafka_broker.errors import ApiError, ErrorCode
 from gafka_broker.groups.assignors import TopicPartition
+from gafka_broker.groups.classic import ClassicGroups
 from gafka_broker.groups.coordinator import (
     OFFSETS_TOPIC,
     CommittedOffset,
@@ -75,6 +76,8 @@ class GroupService:
         self._stores: dict[int, GroupStore] = {}
         self.commits: dict[str, int] = {}
         """Accepted commit requests per group since start-up (a metric)."""
+        self.classic = ClassicGroups(liveness_ms)
+        """Groups of Kafka's classic protocol (JoinGroup/SyncGroup), spoken by the Kafka listener."""
         broker.replica_manager.leadership_listeners.append(self._leadership_changed)
 
     # -- loading -------------------------------------------------------------------------------------
@@ -89,9 +92,18 @@ class GroupService:
         if leads:
             (self._coordinator or self._open()).load(partition.partition, liveness_ms())
             log.debug("event=group_partition_loaded partition=%d", partition.partition)
-        elif self._coordinator is not None:
+        else:
+            self._drop_classic(partition.partition)
+        if not leads and self._coordinator is not None:
             self._coordinator.unload(partition.partition)
             log.debug("event=group_partition_unloaded partition=%d", partition.partition)
+
+    def _drop_classic(self, partition: int) -> None:
+        """Classic members of groups coordinated elsewhere now rejoin there (they are told UNKNOWN_MEMBER_ID)."""
+        count = self.broker.partition_counts().get(OFFSETS_TOPIC)
+        for group_id in list(self.classic.groups):
+            if count is None or partition_for_key(group_id.encode(), count) == partition:
+                self.classic.forget(group_id)
 
     def _open(self) -> GroupCoordinator:
         broker = self.broker
@@ -178,6 +190,7 @@ class GroupService:
         """Remove members whose session or rebalance timeout ran out (the upkeep task, every 500 ms)."""
         if self._coordinator is not None:
             self._coordinator.expire(liveness_ms())
+        self.classic.expire(liveness_ms())
 
     def expire_offsets(self) -> None:
         """Remove the committed offsets of groups that stayed empty for ``offsets_retention_minutes``

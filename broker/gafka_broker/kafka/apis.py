@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from typing import Any, NamedTuple
 
-from gafka_broker.kafka import cluster_apis, data_apis, group_apis
+from gafka_broker.kafka import classic_group_apis, cluster_apis, data_apis, group_apis
 from gafka_broker.kafka.codec import API_VERSIONS_KEY
 from gafka_broker.kafka.context import KafkaContext
 
@@ -34,6 +34,10 @@ APIS: dict[int, Api] = {
     8: Api("OffsetCommit", 2, 8, group_apis.offset_commit),
     9: Api("OffsetFetch", 1, 7, group_apis.offset_fetch),
     10: Api("FindCoordinator", 0, 4, cluster_apis.find_coordinator),
+    11: Api("JoinGroup", 2, 7, classic_group_apis.join_group),
+    12: Api("Heartbeat", 0, 4, classic_group_apis.heartbeat),
+    13: Api("LeaveGroup", 0, 4, classic_group_apis.leave_group),
+    14: Api("SyncGroup", 0, 5, classic_group_apis.sync_group),
     API_VERSIONS_KEY: Api("ApiVersions", 0, 3, api_versions),
     22: Api("InitProducerId", 0, 4, cluster_apis.init_producer_id),
 }

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 from typing import TYPE_CHECKING, NamedTuple
 
 from gafka_broker.config import parse_listen
@@ -25,6 +26,15 @@ class KafkaContext:
         self.broker = broker
         host, port = parse_listen(advertised)
         self.advertised = KafkaAddress(host, port)
+        self.client_id = ""
+        self.client_host = ""
+
+    def for_client(self, client_id: str | None, client_host: str) -> KafkaContext:
+        """The same context, naming the client of one request (groups record who their members are)."""
+        context = copy.copy(self)
+        context.client_id = client_id or ""
+        context.client_host = client_host
+        return context
 
     @property
     def broker_id(self) -> int:

@@ -4,13 +4,18 @@ from __future__ import annotations
 
 from typing import Any
 
+from kio.schema.errors import ErrorCode as KafkaErrorCode
+
 from gafka_broker.errors import ApiError, ErrorCode
+from gafka_broker.groups.classic import ClassicError
 from gafka_broker.groups.coordinator import OffsetCommit
 from gafka_broker.groups.group import GroupError
 from gafka_broker.kafka.codec import kafka_error
 from gafka_broker.kafka.context import KafkaContext
 
 __all__ = ["offset_commit", "offset_fetch"]
+
+_CLASSIC_CODES = {code.name.upper(): code for code in KafkaErrorCode}
 
 
 async def _coordinates(context: KafkaContext, group_id: str, *, create: bool) -> None:
@@ -33,13 +38,23 @@ async def offset_commit(context: KafkaContext, request: Any) -> dict[str, Any]:
     code = kafka_error(None)
     try:
         await _coordinates(context, group_id, create=True)
+        classic = context.broker.groups.classic.get(group_id)
         try:
+            if classic is not None:  # a classic group fences commits by its generation; offsets are shared
+                classic.check_commit(member_id or "", int(generation))
+                member_id, generation = None, -1
             context.broker.groups.commit(group_id, member_id, int(generation), offsets)
         except GroupError as exc:
             raise ApiError(ErrorCode(exc.code.value), exc.message) from None
+        except ClassicError as exc:
+            return _commit_answer(request, _CLASSIC_CODES.get(exc.code, KafkaErrorCode.unknown_server_error))
         await context.broker.groups.durable(group_id)
     except ApiError as exc:
         code = kafka_error(exc.code)
+    return _commit_answer(request, code)
+
+
+def _commit_answer(request: Any, code: KafkaErrorCode) -> dict[str, Any]:
     return {
         "throttle_time": 0,
         "topics": [

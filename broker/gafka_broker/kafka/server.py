@@ -141,14 +141,15 @@ class KafkaListener:
             )
             raise _CloseConnection
         try:
-            _client_id, request = decode_request(frame, head)
+            client_id, request = decode_request(frame, head)
         except DecodeError as exc:
             log.warning("event=kafka_malformed_request peer=%s api=%s error=%r", peer, api.name, str(exc))
             raise _CloseConnection from None
         assert self.context is not None
         KAFKA_REQUESTS.labels(api.name).inc()
         try:
-            values = await api.handler(self.context, request)
+            context = self.context.for_client(client_id, peer[0] if isinstance(peer, tuple) else str(peer))
+            values = await api.handler(context, request)
             if values is None:
                 return None  # Produce with acks=0: no answer
             return encode_response(head, make(response_class(head), values))
