@@ -49,7 +49,7 @@ from gafka.protocol.record_batch import (
     record_keys,
 )
 from gafka_broker.log.partition_log import PartitionLog
-from gafka_broker.log.segment import LogSegment
+from gafka_broker.log.segment import INDEX_SUFFIX, LOG_SUFFIX, TIME_INDEX_SUFFIX, LogSegment, segment_name
 from gafka_broker.topic_config import TopicConfig
 
 logger = logging.getLogger(__name__)
@@ -332,9 +332,17 @@ class LogCleaning:
     def _clean_group(self, group: list[LogSegment], last_producer_batches: dict[int, int]) -> None:
         sizes = [segment.size for segment in group]
         readers = [_SegmentReader(segment) for segment in group]
-        cleaned = LogSegment(
-            self.log.directory, group[0].base_offset, self.log.config.index_interval_bytes, suffix=".cleaned"
-        )
+        stem = segment_name(group[0].base_offset)
+        for leftover in (LOG_SUFFIX, INDEX_SUFFIX, TIME_INDEX_SUFFIX):  # of a cleaning that failed midway
+            (self.log.directory / f"{stem}{leftover}.cleaned").unlink(missing_ok=True)
+        try:
+            cleaned = LogSegment(
+                self.log.directory, group[0].base_offset, self.log.config.index_interval_bytes, suffix=".cleaned"
+            )
+        except FileNotFoundError:
+            for reader in readers:
+                reader.close()
+            raise CleaningAbortedError(f"{self.log.directory.name} was deleted while it was being cleaned") from None
         try:
             for reader in readers:
                 for data, headers in reader.chunks(self.throttle):
