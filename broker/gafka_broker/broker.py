@@ -398,7 +398,7 @@ class Broker:
         if not isinstance(raw, Mapping):
             raise ApiError(ErrorCode.INVALID_CONFIG, 'configs must be an object of {"name": "value"}')
         for name, value in raw.items():
-            if value is not None and not isinstance(value, (str, int, bool)):
+            if value is not None and not isinstance(value, (str, int, float, bool)):
                 raise ApiError(ErrorCode.INVALID_CONFIG, f"{name} must be a string or a number, got {value!r}")
         try:
             return TopicConfig.from_configs(raw, base=base)

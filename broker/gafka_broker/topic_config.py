@@ -21,8 +21,8 @@ class TopicConfigError(ValueError):
     """A topic setting is unknown or has a value outside its range."""
 
 
-def _parse_int(name: str, raw: str | int, minimum: int, maximum: int = MAX_LONG) -> int:
-    if isinstance(raw, bool):
+def _parse_int(name: str, raw: str | int | float, minimum: int, maximum: int = MAX_LONG) -> int:
+    if isinstance(raw, bool) or (isinstance(raw, float) and not raw.is_integer()):
         raise TopicConfigError(f"{name} must be an integer, got {raw!r}")
     try:
         value = int(raw)

@@ -40,15 +40,16 @@ from gafka.protocol.record_batch import (
     BATCH_OVERHEAD,
     NO_PRODUCER_ID,
     BatchHeader,
-    Record,
+    RecordKey,
     decode_batch,
     encode_empty_batch,
     encode_retained_batch,
     iter_batches,
     parse_header,
+    record_keys,
 )
 from gafka_broker.log.partition_log import PartitionLog
-from gafka_broker.log.segment import LogSegment
+from gafka_broker.log.segment import INDEX_SUFFIX, LOG_SUFFIX, TIME_INDEX_SUFFIX, LogSegment, segment_name
 from gafka_broker.topic_config import TopicConfig
 
 logger = logging.getLogger(__name__)
@@ -300,10 +301,11 @@ class LogCleaning:
                     if self.map.full:  # checked between batches, so every cleaning maps at least one
                         return True
                     if not header.is_control and not self.transactions.discard_batch(header):
-                        for record in decode_batch(data, position, header=header):
-                            if record.key is not None and start <= record.offset < end:
-                                self.map.offsets[record.key] = record.offset
-                            self.stats.map_records += 1
+                        offsets = self.map.offsets
+                        for offset, key, _has_value in record_keys(data, position, header):
+                            if key is not None and start <= offset < end:
+                                offsets[key] = offset
+                        self.stats.map_records += header.records_count
                     if header.last_offset >= start:
                         self.map.latest_offset = max(self.map.latest_offset, min(header.last_offset, end - 1))
                 self.stats.bytes_read += len(data)
@@ -330,9 +332,17 @@ class LogCleaning:
     def _clean_group(self, group: list[LogSegment], last_producer_batches: dict[int, int]) -> None:
         sizes = [segment.size for segment in group]
         readers = [_SegmentReader(segment) for segment in group]
-        cleaned = LogSegment(
-            self.log.directory, group[0].base_offset, self.log.config.index_interval_bytes, suffix=".cleaned"
-        )
+        stem = segment_name(group[0].base_offset)
+        for leftover in (LOG_SUFFIX, INDEX_SUFFIX, TIME_INDEX_SUFFIX):  # of a cleaning that failed midway
+            (self.log.directory / f"{stem}{leftover}.cleaned").unlink(missing_ok=True)
+        try:
+            cleaned = LogSegment(
+                self.log.directory, group[0].base_offset, self.log.config.index_interval_bytes, suffix=".cleaned"
+            )
+        except FileNotFoundError:
+            for reader in readers:
+                reader.close()
+            raise CleaningAbortedError(f"{self.log.directory.name} was deleted while it was being cleaned") from None
         try:
             for reader in readers:
                 for data, headers in reader.chunks(self.throttle):
@@ -372,18 +382,19 @@ class LogCleaning:
         retention, discard_records = self._batch_retention(header, last_producer_batches)
         if retention is Retention.DELETE:
             return None
-        records = decode_batch(data, position, header=header)
-        self.stats.records_read += len(records)
-        retained: list[Record] = []
+        keys = record_keys(data, position, header)
+        self.stats.records_read += len(keys)
+        kept: set[int] = set()
         if not discard_records:
-            retained = [record for record in records if header.is_control or self._retain(header, record)]
-        self.stats.records_retained += len(retained)
-        if retained:
-            has_tombstone = any(record.value is None for record in retained)
+            kept = {entry.offset for entry in keys if header.is_control or self._retain(header, entry)}
+        self.stats.records_retained += len(kept)
+        if kept:
+            has_tombstone = any(not entry.has_value for entry in keys if entry.offset in kept)
             set_horizon = has_tombstone and not header.has_delete_horizon
-            if len(retained) == len(records) and not set_horizon:
+            if len(kept) == len(keys) and not set_horizon:
                 return data[position : position + header.size]
             horizon = self.now_ms + self.delete_retention_ms if set_horizon else header.delete_horizon_ms
+            retained = [record for record in decode_batch(data, position, header=header) if record.offset in kept]
             return encode_retained_batch(header, retained, delete_horizon_ms=horizon)
         if retention is Retention.RETAIN_EMPTY:
             return encode_empty_batch(header)
@@ -404,7 +415,7 @@ class LogCleaning:
             return Retention.DELETE, discard
         return Retention.DELETE_EMPTY, discard
 
-    def _retain(self, header: BatchHeader, record: Record) -> bool:
+    def _retain(self, header: BatchHeader, record: RecordKey) -> bool:
         """Kafka's ``shouldRetainRecord``: the last record of its key, past the map, or a young tombstone."""
         if record.offset > self.map.latest_offset:
             return True
@@ -412,7 +423,7 @@ class LogCleaning:
             return False
         if record.offset < self.map.get(record.key):
             return False
-        if record.value is not None:
+        if record.has_value:
             return True
         horizon = header.delete_horizon_ms
         return horizon is None or self.now_ms < horizon

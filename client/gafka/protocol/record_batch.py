@@ -51,6 +51,7 @@ __all__ = [
     "encode_retained_batch",
     "iter_batches",
     "parse_header",
+    "record_keys",
     "set_base_offset",
     "set_log_append_time",
     "set_partition_leader_epoch",
@@ -527,6 +528,43 @@ def _py_decode_records(
     if cursor != end:
         raise InvalidRecordError(f"{end - cursor} stray bytes after {count} records")
     return records
+
+
+class RecordKey(NamedTuple):
+    """What a log cleaner needs of a record: its offset, key and whether it has a value."""
+
+    offset: int
+    key: bytes | None
+    has_value: bool
+
+
+def record_keys(buf: Buffer, pos: int, header: BatchHeader) -> list[RecordKey]:
+    """Offset, key and value presence of every record of the batch at ``pos``, copying only the keys
+    (cheaper than :func:`decode_batch` when values and headers are not needed)."""
+    section = _records_section(buf, pos, header)
+    keys: list[RecordKey] = []
+    cursor = 0
+    end = len(section)
+    base_offset = header.base_offset
+    try:
+        for _ in range(header.records_count):
+            length, body = read_varint(section, cursor)
+            record_end = body + length
+            if length <= 0 or record_end > end:
+                raise InvalidRecordError("record length runs past the end of the batch")
+            _timestamp_delta, after = read_varint(section, body + 1)
+            offset_delta, after = read_varint(section, after)
+            key_length, after = read_varint(section, after)
+            key = None
+            if key_length >= 0:
+                key = bytes(section[after : after + key_length])
+                after += key_length
+            value_length, _ = read_varint(section, after)
+            keys.append(RecordKey(base_offset + offset_delta, key, value_length >= 0))
+            cursor = record_end
+    except VarintError as exc:
+        raise InvalidRecordError(str(exc)) from exc
+    return keys
 
 
 def check_records(buf: Buffer, pos: int, header: BatchHeader, *, require_keys: bool = False) -> None:
