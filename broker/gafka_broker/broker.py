@@ -405,6 +405,16 @@ class Broker:
         except TopicConfigError as exc:
             raise ApiError(ErrorCode.INVALID_CONFIG, str(exc)) from None
 
+    def _with_default_min_isr(self, configs: object, factor: int) -> object:
+        """The broker's default min.insync.replicas (capped at ``factor``) unless the topic names its own;
+        kept as an override, so every broker applies the same value whatever its own setting."""
+        default = min(self.config.default_min_insync_replicas, factor)
+        if default <= 1 or not isinstance(configs, Mapping | None):  # a malformed value is refused as it is
+            return configs
+        if configs is not None and "min.insync.replicas" in configs:
+            return configs
+        return {**(configs or {}), "min.insync.replicas": str(default)}
+
     async def _controller_call(self, call: Any) -> ClusterMetadata:
         try:
             metadata: ClusterMetadata = await call
@@ -447,7 +457,7 @@ class Broker:
                 ErrorCode.INVALID_REPLICATION_FACTOR,
                 f"replication factor {factor} is larger than the number of brokers ({live})",
             )
-        topic_config = self._parse_configs(configs)
+        topic_config = self._parse_configs(self._with_default_min_isr(configs, factor))
         updated = await self._controller_call(
             self.controller.create_topic(topic, count, factor, dict(topic_config.overrides))
         )

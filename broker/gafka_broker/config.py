@@ -229,6 +229,12 @@ SETTINGS: tuple[Setting, ...] = (
     Setting(
         "default_replication_factor", 1, _parse_int(1, 1 << 15), "Replication factor of a topic created without one."
     ),
+    Setting(
+        "default_min_insync_replicas",
+        1,
+        _parse_int(1, 1 << 15),
+        "min.insync.replicas of a topic created without one (at most its replication factor).",
+    ),
     Setting("max_request_bytes", 8 * 1024 * 1024, _parse_int(1024), "Largest request body accepted (413 above)."),
     Setting("max_records_per_request", 10_000, _parse_int(1), "Most records in one produce request (413 above)."),
     Setting(
@@ -352,6 +358,7 @@ class BrokerConfig:
     auto_create_topics: bool = False
     default_partitions: int = 1
     default_replication_factor: int = 1
+    default_min_insync_replicas: int = 1
     max_request_bytes: int = 8 * 1024 * 1024
     max_records_per_request: int = 10_000
     max_concurrent_long_polls: int = 1000

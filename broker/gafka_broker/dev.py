@@ -4,18 +4,24 @@ The supervisor starts a controller and N broker processes on loopback (brokers o
 the controller on a port of its own), keeps their data under one directory so the next start resumes it,
 shows a compact live status, and on Ctrl-C or SIGTERM stops the brokers (each hands its leaderships over
 first) and then the controller. A broker that dies is reported and restarted, as a pod would be.
+
+The children die with the supervisor (a parent-death signal on Linux), and their pids are kept in
+``DATA_DIR/dev-children.json`` so that a start after a supervisor that could not clean up (``kill -9`` on
+a system without that signal) finds its own leftovers, says so and stops them.
 """
 
 from __future__ import annotations
 
 import contextlib
+import ctypes
+import json
 import os
 import signal
 import socket
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TextIO
@@ -25,6 +31,8 @@ import httpx
 POLL_S = 1.0
 START_TIMEOUT_S = 60.0
 STOP_TIMEOUT_S = 30.0
+CHILDREN_FILE = "dev-children.json"
+_PR_SET_PDEATHSIG = 1
 
 
 @dataclass(frozen=True, slots=True)
@@ -40,6 +48,30 @@ class DevSettings:
     replica_lag_time_max_ms: int = 10_000
     extra_broker_args: tuple[str, ...] = ()
 
+    @property
+    def replication_factor(self) -> int:
+        """Topics default to min(brokers, 3) replicas: a replicated dev cluster makes replicated topics."""
+        return min(self.brokers, 3)
+
+    @property
+    def min_insync_replicas(self) -> int:
+        """One less than the replicas (at least 1), so acks=all survives one broker down."""
+        return max(self.replication_factor - 1, 1)
+
+
+def _die_with_parent(parent: int) -> Callable[[], None] | None:
+    """In the child before exec: ask Linux for SIGTERM when the supervisor dies, however it dies."""
+    if not sys.platform.startswith("linux"):
+        return None
+
+    def arm() -> None:
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0)
+        if os.getppid() != parent:  # the supervisor died before the signal was armed
+            os._exit(1)
+
+    return arm
+
 
 @dataclass
 class Child:
@@ -47,16 +79,30 @@ class Child:
     args: list[str]
     log_path: Path
     url: str
+    ready_path: str = "/readyz"
     process: subprocess.Popen[bytes] | None = None
     restarts: int = 0
+    ready: bool = False
     log_file: Any = field(default=None, repr=False)
 
     def start(self) -> None:
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
         self.log_file = self.log_path.open("ab")
+        self.ready = False
         self.process = subprocess.Popen(
-            self.args, stdout=self.log_file, stderr=subprocess.STDOUT, start_new_session=True
+            self.args,
+            stdout=self.log_file,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+            preexec_fn=_die_with_parent(os.getpid()),  # the supervisor runs no other threads
         )
+
+    def check_ready(self) -> bool:
+        """Whether it serves again (probed until it does, then remembered until its next start)."""
+        if not self.ready and self.alive:
+            with contextlib.suppress(httpx.HTTPError):
+                self.ready = httpx.get(self.url + self.ready_path, timeout=0.5).status_code == 200
+        return self.ready and self.alive
 
     @property
     def alive(self) -> bool:
@@ -92,7 +138,44 @@ def _port_free(host: str, port: int) -> bool:
 
 
 def _gafka(*args: str) -> list[str]:
-    return [sys.executable, "-m", "gafka.cli.main", *args]
+    # -P: the working directory is not put on sys.path, so a folder named gafka there (a clone's parent
+    # folder, say) cannot shadow the installed package
+    return [sys.executable, "-P", "-m", "gafka.cli.main", *args]
+
+
+def _cmdline(pid: int) -> list[str] | None:
+    try:
+        raw = Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:
+        return None
+    return [part.decode(errors="replace") for part in raw.split(b"\0") if part]
+
+
+def stop_leftovers(data: Path) -> list[str]:
+    """Stop the children an earlier supervisor of this data directory left running (SIGTERM, then SIGKILL);
+    a pid counts only while it still runs the recorded command line, so a reused pid is never touched."""
+    record = data / CHILDREN_FILE
+    try:
+        entries = json.loads(record.read_text())
+    except (OSError, ValueError):
+        return []
+    found = [
+        (str(entry["name"]), int(entry["pid"]))
+        for entry in entries
+        if isinstance(entry, dict) and _cmdline(int(entry.get("pid", 0))) == entry.get("args")
+    ]
+    for _name, pid in found:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGTERM)
+    deadline = time.monotonic() + STOP_TIMEOUT_S
+    for _name, pid in found:
+        while _cmdline(pid) is not None and time.monotonic() < deadline:
+            time.sleep(0.05)
+        if _cmdline(pid) is not None:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+    record.unlink(missing_ok=True)
+    return [f"{name} (pid {pid})" for name, pid in found]
 
 
 class DevCluster:
@@ -103,6 +186,8 @@ class DevCluster:
         host = settings.host
         if settings.brokers < 1:
             raise DevError("--brokers must be at least 1")
+        self.data = settings.data_dir.resolve()
+        self.leftovers = stop_leftovers(self.data)
         busy = [p for p in range(settings.port, settings.port + settings.brokers) if not _port_free(host, p)]
         if busy:
             raise DevError(f"port(s) {', '.join(map(str, busy))} on {host} are in use; pick another with --port")
@@ -122,6 +207,7 @@ class DevCluster:
                 ),
                 data / "logs" / "controller.log",
                 f"http://{host}:{controller_port}",
+                "/v1/controller/metadata?since=-1",
             )
             controller_args = ["--controller-url", self.controller.url]
         self.brokers = [
@@ -134,6 +220,8 @@ class DevCluster:
                     *("--broker-heartbeat-interval-ms", str(settings.heartbeat_interval_ms)),
                     *("--broker-session-timeout-ms", str(settings.session_timeout_ms)),
                     *("--replica-lag-time-max-ms", str(settings.replica_lag_time_max_ms)),
+                    *("--default-replication-factor", str(settings.replication_factor)),
+                    *("--default-min-insync-replicas", str(settings.min_insync_replicas)),
                     *settings.extra_broker_args,
                 ),
                 data / "logs" / f"broker-{index}.log",
@@ -152,14 +240,28 @@ class DevCluster:
     def children(self) -> list[Child]:
         return ([self.controller] if self.controller is not None else []) + self.brokers
 
+    def _record_children(self) -> None:
+        """Who runs now, for :func:`stop_leftovers` after a supervisor that could not clean up."""
+        entries = [
+            {"name": child.name, "pid": child.process.pid, "args": child.args}
+            for child in self.children
+            if child.process is not None
+        ]
+        self.data.mkdir(parents=True, exist_ok=True)
+        temporary = self.data / f"{CHILDREN_FILE}.tmp"
+        temporary.write_text(json.dumps(entries))
+        temporary.replace(self.data / CHILDREN_FILE)
+
     def start(self) -> None:
         if self.controller is not None:
             self.controller.start()
-            _wait_ready(self.controller, "/v1/controller/metadata?since=-1")
+            self._record_children()
+            _wait_ready(self.controller)
         for broker in self.brokers:
             broker.start()
+        self._record_children()
         for broker in self.brokers:
-            _wait_ready(broker, "/readyz")
+            _wait_ready(broker)
 
     def restart_dead(self) -> list[str]:
         """Restart children that died on their own (not during shutdown)."""
@@ -170,6 +272,8 @@ class DevCluster:
                 child.restarts += 1
                 child.start()
                 restarted.append(child.name)
+        if restarted:
+            self._record_children()
         return restarted
 
     def stop(self) -> None:
@@ -180,6 +284,7 @@ class DevCluster:
         if self.controller is not None:
             self.controller.signal(signal.SIGTERM)
             self.controller.wait(STOP_TIMEOUT_S)
+        (self.data / CHILDREN_FILE).unlink(missing_ok=True)
 
     def status(self) -> ClusterStatus:
         try:
@@ -191,24 +296,39 @@ class DevCluster:
         led: dict[int, int] = {}
         for p in partitions:
             led[p["leader"]] = led.get(p["leader"], 0) + 1
+        states = {
+            index: broker_state(child, brokers.get(index, {}).get("fenced", True))
+            for index, child in enumerate(self.brokers)
+        }
+        # a replica on a broker that is not up is not replicating, whatever the ISR says yet
         return ClusterStatus(
             controller_up=True,
-            brokers=[
-                (index, brokers.get(index, {}).get("fenced", True), led.get(index, 0), self.brokers[index].alive)
-                for index in range(len(self.brokers))
-            ],
+            brokers=[(index, state, led.get(index, 0)) for index, state in states.items()],
             topics=sum(1 for t in data.get("topics", []) if not t["name"].startswith("__")),
             partitions=len(partitions),
-            under_replicated=sum(1 for p in partitions if len(p["isr"]) < len(p["replicas"])),
+            under_replicated=sum(
+                1
+                for p in partitions
+                if len(p["isr"]) < len(p["replicas"]) or any(states.get(r) != "up" for r in p["replicas"])
+            ),
             offline=sum(1 for p in partitions if p["leader"] < 0),
         )
+
+
+def broker_state(child: Child, fenced: bool) -> str:
+    """``down`` (no process), ``starting`` (not serving yet), ``fenced`` (not back in the cluster) or ``up``."""
+    if not child.alive:
+        return "down"
+    if not child.check_ready():
+        return "starting"
+    return "fenced" if fenced else "up"
 
 
 @dataclass
 class ClusterStatus:
     controller_up: bool
-    brokers: list[tuple[int, bool, int, bool]] = field(default_factory=list)
-    """(id, fenced, partitions led, process alive)."""
+    brokers: list[tuple[int, str, int]] = field(default_factory=list)
+    """(id, state, partitions led)."""
     topics: int = 0
     partitions: int = 0
     under_replicated: int = 0
@@ -217,10 +337,7 @@ class ClusterStatus:
     def line(self) -> str:
         if not self.controller_up:
             return "controller unreachable"
-        brokers = " ".join(
-            f"b{i}:{'down' if not alive else 'fenced' if fenced else 'up'}({led})"
-            for i, fenced, led, alive in self.brokers
-        )
+        brokers = " ".join(f"b{i}:{state}({led})" for i, state, led in self.brokers)
         return (
             f"brokers {brokers} | topics {self.topics} partitions {self.partitions} "
             f"under-replicated {self.under_replicated} offline {self.offline}"
@@ -231,14 +348,13 @@ class DevError(Exception):
     """The cluster cannot start (port in use, a child failed)."""
 
 
-def _wait_ready(child: Child, path: str) -> None:
+def _wait_ready(child: Child) -> None:
     deadline = time.monotonic() + START_TIMEOUT_S
     while time.monotonic() < deadline:
         if not child.alive:
             raise DevError(f"{child.name} exited during start-up; see {child.log_path}")
-        with contextlib.suppress(httpx.HTTPError):
-            if httpx.get(child.url + path, timeout=1).status_code == 200:
-                return
+        if child.check_ready():
+            return
         time.sleep(0.1)
     raise DevError(f"{child.name} did not become ready in {START_TIMEOUT_S:.0f} s; see {child.log_path}")
 
@@ -265,6 +381,8 @@ def run(settings: DevSettings, out: TextIO = sys.stdout) -> int:
     """Start the cluster, print the bootstrap URL, watch until a stop signal, stop cleanly; exit code."""
     cluster = DevCluster(settings)
     interactive = out.isatty() and os.environ.get("CI") is None
+    for leftover in cluster.leftovers:
+        print(f"gafka dev: stopped {leftover}, left running by an earlier gafka dev", file=out, flush=True)
     with _stop_signals() as stop:
         try:
             cluster.start()
@@ -273,6 +391,12 @@ def run(settings: DevSettings, out: TextIO = sys.stdout) -> int:
             print(f"gafka dev: {exc}", file=sys.stderr)
             return 1
         print(f"gafka dev: {settings.brokers} broker(s) up; bootstrap URL {cluster.bootstrap}", file=out, flush=True)
+        print(
+            f"gafka dev: new topics get replication factor {settings.replication_factor} and "
+            f"min.insync.replicas {settings.min_insync_replicas} unless they ask otherwise",
+            file=out,
+            flush=True,
+        )
         print(
             f"gafka dev: data in {settings.data_dir.resolve()}; logs in {settings.data_dir.resolve() / 'logs'}; "
             "Ctrl-C to stop",

@@ -136,10 +136,26 @@ def _parse_int_field(raw: object, name: str, index: int, code: str) -> int | Non
     return raw
 
 
+PRODUCE_FIELDS = frozenset({"records", "key_format", "value_format"})
+RECORD_FIELDS = frozenset({"key", "value", "headers", "partition", "timestamp"})
+
+
+def _refuse_unknown(document: Mapping[str, object], allowed: frozenset[str], where: str) -> None:
+    """A misspelt field (``val`` for ``value``) is a 400 naming it, never a record stored without it."""
+    unknown = sorted(set(document) - allowed)
+    if unknown:
+        raise RecordFormatError(
+            f"{where}: unknown field{'s' if len(unknown) > 1 else ''} {', '.join(map(repr, unknown))}; "
+            f"expected {', '.join(sorted(allowed))}",
+            code="INVALID_REQUEST",
+        )
+
+
 def parse_produce_body(body: object, *, max_records: int) -> list[ProduceRecord]:
     """Validate and encode the records of ``{"records": [...], "key_format"?, "value_format"?}``."""
     if not isinstance(body, dict):
         raise RecordFormatError('the body must be a JSON object {"records": [...]}', code="INVALID_REQUEST")
+    _refuse_unknown(body, PRODUCE_FIELDS, "the body")
     records = body.get("records")
     if not isinstance(records, list):
         raise RecordFormatError('"records" must be a list of records', code="INVALID_REQUEST")
@@ -155,6 +171,7 @@ def parse_produce_body(body: object, *, max_records: int) -> list[ProduceRecord]
     for index, record in enumerate(records):
         if not isinstance(record, dict):
             raise RecordFormatError(f"record {index} must be a JSON object", record_index=index)
+        _refuse_unknown(record, RECORD_FIELDS, f"record {index}")
         partition = _parse_int_field(record.get("partition"), "partition", index, "INVALID_RECORD")
         if partition is not None and partition < 0:
             raise RecordFormatError(
@@ -189,6 +206,26 @@ def _size_bound(record: ProduceRecord) -> int:
     return size
 
 
+def _check_fits(record: NewRecord, index: int, max_batch_bytes: int, now_ms: int) -> None:
+    single = encode_batch([record], now_ms=now_ms)
+    if len(single) > max_batch_bytes:
+        raise RecordFormatError(
+            f"record {index} needs a {len(single)}-byte batch; the topic's max.message.bytes is {max_batch_bytes}",
+            code="MESSAGE_TOO_LARGE",
+            record_index=index,
+        )
+
+
+def check_record_sizes(records: Sequence[ProduceRecord], max_batch_bytes: int, now_ms: int) -> None:
+    """MESSAGE_TOO_LARGE for the first record that cannot fit a batch of its own, before anything is sent
+    anywhere: the whole request is refused alike whichever broker leads the record's partition."""
+    for index, record in enumerate(records):
+        if BATCH_OVERHEAD + _size_bound(record) > max_batch_bytes:
+            _check_fits(
+                NewRecord(record.key, record.value, record.headers, record.timestamp), index, max_batch_bytes, now_ms
+            )
+
+
 def encode_batches(
     records: Sequence[ProduceRecord], indices: Sequence[int], max_batch_bytes: int, now_ms: int
 ) -> bytes:
@@ -204,14 +241,7 @@ def encode_batches(
         bound = _size_bound(record)
         new = NewRecord(record.key, record.value, record.headers, record.timestamp)
         if BATCH_OVERHEAD + bound > max_batch_bytes:
-            single = encode_batch([new], now_ms=now_ms)
-            if len(single) > max_batch_bytes:
-                raise RecordFormatError(
-                    f"record {index} needs a {len(single)}-byte batch; the topic's max.message.bytes is "
-                    f"{max_batch_bytes}",
-                    code="MESSAGE_TOO_LARGE",
-                    record_index=index,
-                )
+            _check_fits(new, index, max_batch_bytes, now_ms)
         if chunk and chunk_size + bound > max_batch_bytes:
             batches.append(encode_batch(chunk, now_ms=now_ms))
             chunk, chunk_size = [], BATCH_OVERHEAD

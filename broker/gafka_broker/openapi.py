@@ -191,6 +191,7 @@ _SCHEMAS: dict[str, Any] = {
     "ProduceRequest": {
         "type": "object",
         "required": ["records"],
+        "additionalProperties": False,
         "properties": {
             "key_format": _FORMAT,
             "value_format": _FORMAT,
@@ -199,6 +200,7 @@ _SCHEMAS: dict[str, Any] = {
                 "minItems": 1,
                 "items": {
                     "type": "object",
+                    "additionalProperties": False,
                     "properties": {
                         "key": {},
                         "value": {},

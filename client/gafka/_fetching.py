@@ -130,6 +130,12 @@ def decode_records(tp: TopicPartition, data: bytes, offset: int) -> list[Consume
     ]
 
 
+def _valid_range(error: OffsetOutOfRangeError) -> str:
+    """``valid offsets are 0..12`` from the broker's answer (it names both ends)."""
+    start, end = error.extra.get("log_start_offset"), error.extra.get("high_watermark")
+    return f"valid offsets are {start}..{end}" if start is not None and end is not None else error.message
+
+
 class Fetcher:
     """Runs the per-partition fetch loops on one event loop."""
 
@@ -210,14 +216,15 @@ class Fetcher:
                 )
                 if response.status != 200:
                     raise error_from_response(response.status, response.body)
-            except OffsetOutOfRangeError:
+            except OffsetOutOfRangeError as exc:
                 new_offset = await self.reset_offset(tp)
                 with self.lock:
                     if self.states.get(tp) is state and state.fetch_offset == offset:
                         if new_offset is None:
                             state.error = NoOffsetForPartitionError(
-                                f"offset {offset} of {tp.topic}-{tp.partition} is out of range and "
-                                "auto_offset_reset is none"
+                                f"offset {offset} of {tp.topic}-{tp.partition} is out of range "
+                                f"({_valid_range(exc)}) and auto_offset_reset is none",
+                                extra=exc.extra,
                             )
                             self.notify()
                         else:

@@ -10,7 +10,13 @@ from collections.abc import Iterable, Mapping, Sequence
 from types import TracebackType
 from typing import Any
 
-from gafka.errors import BrokerUnreachableError, GafkaError, NotFoundError
+from gafka.errors import (
+    BrokerUnreachableError,
+    GafkaError,
+    NotFoundError,
+    TopicAlreadyExistsError,
+    UnknownTopicOrPartitionError,
+)
 from gafka.http import SyncTransport, q
 from gafka.metadata import ClusterMetadata
 from gafka.records import TopicPartition
@@ -49,7 +55,12 @@ class Admin:
         partitions: int | None = None,
         replication_factor: int | None = None,
         configs: Mapping[str, str | int | bool] | None = None,
+        *,
+        if_not_exists: bool = False,
     ) -> dict[str, Any]:
+        """Create a topic and return it; with ``if_not_exists`` an existing topic is returned unchanged."""
+        if if_not_exists:
+            return self.ensure_topic(name, partitions, replication_factor, configs)[0]
         document: dict[str, Any] = {"name": name}
         if partitions is not None:
             document["partitions"] = partitions
@@ -59,6 +70,20 @@ class Admin:
             document["configs"] = dict(configs)
         answer: dict[str, Any] = self._call("POST", "/v1/topics", document)
         return answer
+
+    def ensure_topic(
+        self,
+        name: str,
+        partitions: int | None = None,
+        replication_factor: int | None = None,
+        configs: Mapping[str, str | int | bool] | None = None,
+    ) -> tuple[dict[str, Any], bool]:
+        """The topic, created unless it exists, and whether this call created it (an existing topic is
+        left as it is, whatever ``partitions`` says)."""
+        try:
+            return self.create_topic(name, partitions, replication_factor, configs), True
+        except TopicAlreadyExistsError:
+            return self.describe_topic(name), False
 
     def list_topics(self) -> list[dict[str, Any]]:
         topics: list[dict[str, Any]] = self._call("GET", "/v1/topics")["topics"]
@@ -84,8 +109,16 @@ class Admin:
         answer: dict[str, Any] = self._call("PATCH", f"/v1/topics/{q(name)}", document)
         return answer
 
-    def delete_topic(self, name: str) -> None:
-        self._call("DELETE", f"/v1/topics/{q(name)}")
+    def delete_topic(self, name: str, *, if_exists: bool = False) -> bool:
+        """Delete a topic; True if it was deleted, False if it did not exist (with ``if_exists``; an
+        UnknownTopicOrPartitionError without)."""
+        try:
+            self._call("DELETE", f"/v1/topics/{q(name)}")
+        except UnknownTopicOrPartitionError:
+            if not if_exists:
+                raise
+            return False
+        return True
 
     def describe_configs(self, name: str) -> dict[str, str]:
         """Every effective config of a topic."""

@@ -489,7 +489,9 @@ class _ConsumerCore:
     ) -> Steps[None]:
         names = self._check_subscribe(topics)
         for name in names:
-            yield _Refresh(name)  # unknown topic: fail here, not in the background
+            # Kafka's way: the group waits for a topic that does not exist yet and assigns it once it does
+            with contextlib.suppress(UnknownTopicOrPartitionError):
+                yield _Refresh(name)
         self._subscription = names
         self._on_assign, self._on_revoke, self._on_lost = on_assign, on_revoke, on_lost
         assert self._membership is not None

@@ -34,7 +34,13 @@ from urllib.parse import quote, urlencode, urlsplit
 
 import orjson
 
-from gafka.errors import BrokerUnreachableError, GafkaError, RequestTimedOutError, error_from_response
+from gafka.errors import (
+    BrokerUnreachableError,
+    GafkaError,
+    NotFoundError,
+    RequestTimedOutError,
+    error_from_response,
+)
 
 if TYPE_CHECKING:
     import aiohttp
@@ -74,10 +80,24 @@ def q(segment: str) -> str:
 
 
 def normalize_url(url: str) -> str:
-    """``host:port`` or ``http://host:port/`` -> ``http://host:port`` (no trailing slash)."""
-    url = url.strip()
-    if "://" not in url:
-        url = "http://" + url
+    """``host:port`` or ``http://host:port/`` -> ``http://host:port`` (no trailing slash).
+
+    A ValueError says what is wrong with anything else (another scheme, no host, a bad port, a path)."""
+    given = url.strip()
+    url = given if "://" in given else "http://" + given
+    parts = urlsplit(url.rstrip("/"))
+    if parts.scheme not in ("http", "https"):
+        raise ValueError(f"broker address {given!r}: gafka speaks http:// or https://, not {parts.scheme}://")
+    try:
+        port = parts.port
+    except ValueError:
+        raise ValueError(f"broker address {given!r}: the port must be a number from 1 to 65535") from None
+    if not parts.hostname:
+        raise ValueError(f"broker address {given!r} names no host (expected host:port or http://host:port)")
+    if port == 0:
+        raise ValueError(f"broker address {given!r}: the port must be a number from 1 to 65535")
+    if parts.path or parts.query or parts.fragment:
+        raise ValueError(f"broker address {given!r}: give only scheme, host and port (no path)")
     return url.rstrip("/")
 
 
@@ -87,9 +107,16 @@ def _target(path: str, params: Params) -> str:
     return f"{path}?{urlencode(params)}"
 
 
-def _raise_for(status: int, body: bytes) -> None:
+def _raise_for(status: int, body: bytes, base: str, method: str, path: str) -> None:
     if status >= 400:
-        raise error_from_response(status, body)
+        error = error_from_response(status, body)
+        if status == 404 and b'"error_code"' not in body:  # no route at all: not a broker's API
+            raise NotFoundError(
+                f"{base} has no {method} {path.split('?')[0]}: it is not a gafka broker's HTTP API "
+                "(the controller's port, or another service?)",
+                status=status,
+            )
+        raise error
 
 
 def _tune(sock: socket.socket, timeout: float | None) -> None:
@@ -215,7 +242,7 @@ class SyncTransport:
     def call(self, base: str, method: str, path: str, **kwargs: Any) -> Response:
         """:meth:`request`, raising the typed error of any 4xx/5xx answer."""
         response = self.request(base, method, path, **kwargs)
-        _raise_for(response.status, response.body)
+        _raise_for(response.status, response.body, base, method, path)
         return response
 
     def json(self, base: str, method: str, path: str, document: Any = None, **kwargs: Any) -> Any:
@@ -289,7 +316,7 @@ class AsyncTransport:
 
     async def call(self, base: str, method: str, path: str, **kwargs: Any) -> Response:
         response = await self.request(base, method, path, **kwargs)
-        _raise_for(response.status, response.body)
+        _raise_for(response.status, response.body, base, method, path)
         return response
 
     async def json(self, base: str, method: str, path: str, document: Any = None, **kwargs: Any) -> Any:

@@ -163,6 +163,8 @@ def test_bad_acks(http: httpx.Client, topic: str) -> None:
         (b'{"records": [{"value": "ok"}], "key_format": "yaml"}', "INVALID_REQUEST"),
         (b'{"records": [{"value": "ok"}, {"value": "v", "partition": "0"}]}', "INVALID_RECORD"),
         (b"\xff\xfe", "INVALID_REQUEST"),
+        (b'{"records": [{"value": "ok"}, {"val": "x"}]}', "INVALID_REQUEST"),
+        (b'{"records": [{"value": "ok"}], "value_fromat": "base64"}', "INVALID_REQUEST"),
     ],
 )
 def test_malformed_produce_is_400_and_writes_nothing(http: httpx.Client, topic: str, content: bytes, code: str) -> None:
@@ -314,3 +316,11 @@ def test_auto_create_on_first_produce(broker_factory: Any) -> None:
             400,
             "INVALID_TOPIC_EXCEPTION",
         )
+
+
+def test_unknown_record_field_is_named(http: httpx.Client, topic: str) -> None:
+    create_topic(http, topic, 1)
+    response = http.post(f"/v1/topics/{topic}/records", json={"records": [{"val": "x"}]})
+    assert err(response) == (400, "INVALID_REQUEST")
+    assert "'val'" in response.json()["message"]
+    assert high_watermarks(http, topic) == [0]

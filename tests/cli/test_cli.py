@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import subprocess
@@ -154,3 +155,45 @@ def test_bench_produce_consume_and_e2e_json(shared_broker: BrokerProcess) -> Non
     assert 0 < e2e["latency_ms"]["p50"] < 1000
     text = ok(gafka("bench", "produce", topic, "--count", "200", "--rate", "2000", "--acks", "all", url=url))
     assert "msg/s" in text and "p99" in text
+
+
+def test_if_exists_flags_say_what_happened(shared_broker: BrokerProcess) -> None:
+    url = shared_broker.url
+    topic = unique_topic("cli")
+    assert f"created topic {topic} with 3 partitions" in ok(gafka("topics", "create", topic, "-p", "3", url=url))
+    again = ok(gafka("topics", "create", topic, "-p", "7", "--if-not-exists", url=url))
+    assert again.strip() == f"topic {topic} already exists with 3 partitions; left as it is"
+    assert f"deleted topic {topic}" in ok(gafka("topics", "delete", topic, "--if-exists", url=url))
+    gone = ok(gafka("topics", "delete", topic, "--if-exists", url=url))
+    assert gone.strip() == f"topic {topic} did not exist; nothing deleted"
+    assert as_json(gafka("topics", "delete", topic, "--if-exists", "-o", "json", url=url)) == {"deleted": None}
+
+
+def test_consume_offset_out_of_range_names_the_valid_range(shared_broker: BrokerProcess) -> None:
+    url = shared_broker.url
+    topic = unique_topic("cli")
+    ok(gafka("topics", "create", topic, "-p", "1", url=url))
+    ok(gafka("produce", topic, url=url, stdin="a\nb\nc\n"))
+    for offset in ("999999", "-1"):
+        line = one_line_error(gafka("consume", topic, "--partition", "0", "--offset", offset, "-n", "1", url=url), 1)
+        assert f"offset {offset} of {topic}-0 is out of range (valid offsets are 0..3)" in line, line
+    assert ok(gafka("consume", topic, "--partition", "0", "--offset", "2", "-n", "1", url=url)) == "c\n"
+
+
+def test_bootstrap_addresses_are_checked(tmp_path: Any) -> None:
+    import http.server
+    import threading
+
+    line = one_line_error(gafka("topics", "list", "-b", "ftp://host:21"), 2)
+    assert "http:// or https://" in line
+    line = one_line_error(gafka("topics", "list", "-b", "http://host:port"), 2)
+    assert "port must be a number" in line
+    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(tmp_path))
+    with http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler) as server:  # any HTTP service but a broker
+        thread = threading.Thread(target=server.serve_forever, daemon=True)
+        thread.start()
+        try:
+            line = one_line_error(gafka("topics", "list", "-b", f"127.0.0.1:{server.server_port}"), 1)
+        finally:
+            server.shutdown()
+    assert "is not a gafka broker's HTTP API" in line, line

@@ -190,3 +190,21 @@ def test_async_consumers_in_one_group(group_broker: BrokerProcess) -> None:
     owned_a, owned_b, seen = asyncio.run(run())
     assert seen == 50
     assert len(owned_a) == len(owned_b) == 1 and owned_a.isdisjoint(owned_b)
+
+
+def test_subscribe_before_the_topic_exists(group_broker: BrokerProcess) -> None:
+    """Kafka's way: a group may subscribe to a topic that does not exist yet and reads it once it does."""
+    topic = f"later-{time.monotonic_ns()}"
+    with Consumer(group_broker.url, group_id=f"g-{topic}", auto_offset_reset="earliest") as consumer:
+        consumer.subscribe([topic])
+        assert consumer.poll(0.5) == []
+        create(group_broker.url, topic, partitions=2)
+        with Producer(group_broker.url) as producer:
+            for i in range(4):
+                producer.send(topic, f"v{i}", partition=i % 2)
+        values: list[bytes | None] = []
+        deadline = time.monotonic() + 30
+        while len(values) < 4 and time.monotonic() < deadline:
+            values.extend(record.value for record in consumer.poll(0.5))
+        assert sorted(values) == [b"v0", b"v1", b"v2", b"v3"]
+        assert consumer.assignment() == {TopicPartition(topic, 0), TopicPartition(topic, 1)}

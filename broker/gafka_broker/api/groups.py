@@ -83,18 +83,21 @@ def _members_json(group: ConsumerGroup) -> list[dict[str, Any]]:
     ]
 
 
-def _partitions_json(
+async def _partitions_json(
     service: GroupService, group: ConsumerGroup, committed: list[CommittedOffset]
 ) -> list[dict[str, Any]]:
-    """Per partition: owner, committed offset, high watermark and lag (null while nothing is committed)."""
+    """Per partition: owner, committed offset, high watermark (asked of the leader when another broker
+    leads it) and lag (null while nothing is committed)."""
     by_partition = {(c.topic, c.partition): c for c in committed}
     owners = {tp: holders[0] for tp, holders in group.owners().items()}
     counts = service.broker.partition_counts()
     subscribed = {topic for member in group.members.values() for topic in member.subscriptions}
     wanted = {(topic, index) for topic in subscribed for index in range(counts.get(topic, 0))}
+    chosen = sorted(wanted | set(by_partition) | set(owners))
+    ends = await service.log_end_offsets(chosen)
     rows = []
-    for topic, index in sorted(wanted | set(by_partition) | set(owners)):
-        end = service.high_watermark(topic, index)
+    for topic, index in chosen:
+        end = ends[(topic, index)]
         commit = by_partition.get((topic, index))
         rows.append(
             {
@@ -222,7 +225,7 @@ class GroupHandlers:
                 "coordinator": self.broker.meta.broker_id,
                 "offsets_partition": coordinator.partition_for(group_id),
                 "members": _members_json(group),
-                "partitions": _partitions_json(service, group, service.committed(group_id)),
+                "partitions": await _partitions_json(service, group, service.committed(group_id)),
             }
         )
 

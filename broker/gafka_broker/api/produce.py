@@ -33,7 +33,13 @@ from gafka_broker.api.common import (
 from gafka_broker.broker import Broker, RemoteLeader
 from gafka_broker.core.produce import ACKS_ALL
 from gafka_broker.errors import ApiError, ErrorCode
-from gafka_broker.json_codec import ProduceRecord, RecordFormatError, encode_batches, parse_produce_body
+from gafka_broker.json_codec import (
+    ProduceRecord,
+    RecordFormatError,
+    check_record_sizes,
+    encode_batches,
+    parse_produce_body,
+)
 from gafka_broker.log.partition_log import AppendResult
 from gafka_broker.metrics import topic_metrics
 from gafka_broker.partition import BrokerPartition
@@ -80,6 +86,11 @@ class ProduceHandlers:
         broker.check_writable(topic)
         info = await broker.ensure_topic(topic, auto_create=True)
         topic_config = broker.topic_config(topic)
+        now = int(time.time() * 1000)
+        try:
+            check_record_sizes(records, topic_config.max_message_bytes, now)
+        except RecordFormatError as exc:
+            raise self._format_error(exc) from None
         groups = self._assign(topic, records, len(info.partitions))
         local: list[tuple[BrokerPartition, list[int]]] = []
         remote: dict[RemoteLeader | None, list[tuple[int, list[int]]]] = {}
@@ -90,7 +101,6 @@ class ProduceHandlers:
             else:
                 remote.setdefault(None if is_forwarded(request) else routed, []).append((index, indices))
         self.broker.appender.check_acks(acks, [target for target, _ in local], topic_config.min_insync_replicas)
-        now = int(time.time() * 1000)
         payloads: list[tuple[BrokerPartition, list[int], bytes]] = []
         for target, indices in local:
             try:

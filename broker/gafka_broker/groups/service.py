@@ -330,6 +330,22 @@ class GroupService:
             return None  # led elsewhere: this broker's copy may be behind
         return replica.visible_high_watermark
 
+    async def log_end_offsets(self, partitions: Iterable[TopicPartition]) -> dict[TopicPartition, int | None]:
+        """What a consumer can read up to on each partition, wherever it is led: the local leader's high
+        watermark, or asked of the leader; None where there is no leader or it did not answer."""
+
+        async def one(tp: TopicPartition) -> int | None:
+            try:
+                routed = self.broker.route(*tp)
+                if isinstance(routed, RemoteLeader):
+                    return await self._remote_offset(routed, tp, "latest")
+                return routed.high_watermark
+            except ApiError:
+                return None
+
+        wanted = list(partitions)
+        return dict(zip(wanted, await asyncio.gather(*(one(tp) for tp in wanted)), strict=True))
+
     def stats(self) -> Iterator[GroupStats]:
         """Every group for /metrics; lag is computed here, at scrape time, from in-memory offsets."""
         coordinator = self._coordinator

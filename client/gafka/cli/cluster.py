@@ -40,6 +40,26 @@ def cluster_status(admin: Admin) -> dict[str, Any]:
     }
 
 
+def controller_name(cluster: dict[str, Any]) -> str:
+    """``broker 0`` when a broker is its own controller, else the controller process's URL."""
+    controller = cluster.get("controller")
+    if isinstance(controller, int) and controller >= 0:
+        return f"broker {controller}"
+    return str(cluster.get("controller_url") or "unknown")
+
+
+def member_rows(cluster: dict[str, Any]) -> list[list[Any]]:
+    """One row a broker with its role (fenced ones say so), and one for a controller that runs on its own."""
+    controller = cluster.get("controller")
+    rows: list[list[Any]] = []
+    for broker in cluster.get("brokers", []):
+        role = "broker+controller" if broker["id"] == controller else "broker"
+        rows.append([broker["id"], broker.get("url"), f"{role} (fenced)" if broker.get("fenced") else role])
+    if not (isinstance(controller, int) and controller >= 0) and cluster.get("controller_url"):
+        rows.append([None, cluster["controller_url"], "controller"])
+    return rows
+
+
 @app.command("status")
 @cli_command
 def status(bootstrap: Bootstrap = DEFAULT_BOOTSTRAP, output: Output = OutputFormat.TABLE) -> None:
@@ -49,13 +69,8 @@ def status(bootstrap: Bootstrap = DEFAULT_BOOTSTRAP, output: Output = OutputForm
     if output is OutputFormat.JSON:
         emit_json(document)
         return
-    controller = document.get("controller")
-    typer.echo(f"cluster {document.get('cluster_id')}: controller {controller}")
-    print_table(
-        ["BROKER", "URL", "ROLE"],
-        [[b["id"], b.get("url"), "controller" if b["id"] == controller else ""] for b in document.get("brokers", [])],
-        title="brokers",
-    )
+    typer.echo(f"cluster {document.get('cluster_id')}: controller {controller_name(document)}")
+    print_table(["BROKER", "URL", "ROLE"], member_rows(document), title="brokers")
     print_table(
         ["TOPIC", "PARTITION", "LEADER", "REPLICAS", "ISR", "STATUS"],
         [

@@ -75,7 +75,8 @@ def consume(
     """Print each record (by default its value) on its own line."""
     if group is not None and (partition or offset is not None):
         raise ValueError("--partition and --offset read without a group; drop --group")
-    reset = "earliest" if from_beginning else "latest"
+    # an --offset outside the log is the user's mistake, reported with the valid range, not silently reset
+    reset = "none" if offset is not None else "earliest" if from_beginning else "latest"
     out = sys.stdout.buffer
     separator = key_separator.encode()
     count = 0

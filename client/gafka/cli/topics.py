@@ -17,7 +17,6 @@ from gafka.cli.output import (
     parse_configs,
     print_table,
 )
-from gafka.errors import TopicAlreadyExistsError, UnknownTopicOrPartitionError
 
 app = typer.Typer(help="Create, list, describe, alter and delete topics.", no_args_is_help=True)
 
@@ -41,16 +40,16 @@ def create(
 ) -> None:
     """Create a topic."""
     with Admin(bootstrap) as admin:
-        try:
-            topic = admin.create_topic(name, partitions, replication_factor, parse_configs(config))
-        except TopicAlreadyExistsError:
-            if not if_not_exists:
-                raise
-            topic = admin.describe_topic(name)
+        if if_not_exists:
+            topic, created = admin.ensure_topic(name, partitions, replication_factor, parse_configs(config))
+        else:
+            topic, created = admin.create_topic(name, partitions, replication_factor, parse_configs(config)), True
     if output is OutputFormat.JSON:
         emit_json(topic)
-    else:
+    elif created:
         typer.echo(f"created topic {topic['name']} with {len(topic['partitions'])} partitions")
+    else:
+        typer.echo(f"topic {topic['name']} already exists with {len(topic['partitions'])} partitions; left as it is")
 
 
 @app.command("list")
@@ -142,12 +141,10 @@ def delete(
 ) -> None:
     """Delete a topic and its data."""
     with Admin(bootstrap) as admin:
-        try:
-            admin.delete_topic(name)
-        except UnknownTopicOrPartitionError:
-            if not if_exists:
-                raise
+        deleted = admin.delete_topic(name, if_exists=if_exists)
     if output is OutputFormat.JSON:
-        emit_json({"deleted": name})
-    else:
+        emit_json({"deleted": name if deleted else None})
+    elif deleted:
         typer.echo(f"deleted topic {name}")
+    else:
+        typer.echo(f"topic {name} did not exist; nothing deleted")

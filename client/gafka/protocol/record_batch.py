@@ -578,12 +578,13 @@ def check_records(buf: Buffer, pos: int, header: BatchHeader, *, require_keys: b
         raise InvalidRecordError(
             f"record count {header.records_count} does not match last offset delta {header.last_offset_delta}"
         )
-    _check_section(_records_section(buf, pos, header), header.records_count)
+    _check_section(_records_section(buf, pos, header), header.records_count, require_keys)
 
 
-def _check_section(section: Buffer, count: int) -> None:
-    """:func:`check_records` on a records section: in C when built, else in Python."""
-    if _crecords is not None:
+def _check_section(section: Buffer, count: int, require_keys: bool = False) -> None:
+    """:func:`check_records` on a records section: in C when built, else in Python (the key check of
+    compacted topics has no C path yet, so those batches take the Python walk)."""
+    if _crecords is not None and not require_keys:
         try:
             _crecords.check_records(section, count)
             return
@@ -591,10 +592,10 @@ def _check_section(section: Buffer, count: int) -> None:
             raise InvalidRecordError(str(exc)) from None
         except OverflowError:
             pass  # a value past int64: the reference below handles it exactly
-    _py_check_records(section, count)
+    _py_check_records(section, count, require_keys)
 
 
-def _py_check_records(section: Buffer, count: int) -> None:
+def _py_check_records(section: Buffer, count: int, require_keys: bool = False) -> None:
     """The pure-Python record walk of :func:`check_records` (the reference the C one is tested against)."""
     cursor = 0
     end = len(section)
