@@ -83,7 +83,7 @@ def _members_json(group: ConsumerGroup) -> list[dict[str, Any]]:
     ]
 
 
-def _partitions_json(
+async def _partitions_json(
     service: GroupService, group: ConsumerGroup, committed: list[CommittedOffset]
 ) -> list[dict[str, Any]]:
     """Per partition: owner, committed offset, high watermark and lag (null while nothing is committed)."""
@@ -92,9 +92,11 @@ def _partitions_json(
     counts = service.broker.partition_counts()
     subscribed = {topic for member in group.members.values() for topic in member.subscriptions}
     wanted = {(topic, index) for topic in subscribed for index in range(counts.get(topic, 0))}
+    listed = sorted(wanted | set(by_partition) | set(owners))
+    ends = await service.high_watermarks(listed)
     rows = []
-    for topic, index in sorted(wanted | set(by_partition) | set(owners)):
-        end = service.high_watermark(topic, index)
+    for topic, index in listed:
+        end = ends[(topic, index)]
         commit = by_partition.get((topic, index))
         rows.append(
             {
@@ -215,6 +217,7 @@ class GroupHandlers:
         service = self.broker.groups
         coordinator = service.loaded
         assert coordinator is not None  # a group exists, so its coordinator does
+        partitions = await _partitions_json(service, group, service.committed(group_id))
         return json_response(
             {
                 **group_summary(group),
@@ -222,7 +225,7 @@ class GroupHandlers:
                 "coordinator": self.broker.meta.broker_id,
                 "offsets_partition": coordinator.partition_for(group_id),
                 "members": _members_json(group),
-                "partitions": _partitions_json(service, group, service.committed(group_id)),
+                "partitions": partitions,
             }
         )
 

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING
 import httpx
 
 from gafka.partitioner import partition_for_key
+from gafka_broker.controller.metadata import NO_LEADER
 from gafka_broker.errors import ApiError, ErrorCode
 from gafka_broker.groups.assignors import TopicPartition
 from gafka_broker.groups.coordinator import (
@@ -311,6 +312,29 @@ class GroupService:
             return None  # led elsewhere: this broker's copy may be behind
         return replica.high_watermark
 
+    async def high_watermarks(self, partitions: Iterable[TopicPartition]) -> dict[TopicPartition, int | None]:
+        """:meth:`high_watermark` of each partition, asking the leaders of those led elsewhere (None for a
+        leader that does not answer in time), so a group's lag is known on every partition it reads."""
+        found: dict[TopicPartition, int | None] = {}
+        remote: dict[tuple[int, str], list[int]] = {}
+        metadata = self.broker.replica_manager.metadata
+        for topic, index in partitions:
+            found[(topic, index)] = self.high_watermark(topic, index)
+            state = metadata.partition(topic, index) if metadata is not None else None
+            if (
+                found[(topic, index)] is None
+                and state is not None
+                and state.leader not in (NO_LEADER, self.broker.meta.broker_id)
+            ):
+                remote.setdefault((state.leader, topic), []).append(index)
+        asked = list(remote)
+        answers = await asyncio.gather(*(self.broker.remote_offsets(leader, topic) for leader, topic in asked))
+        for (leader, topic), answer in zip(asked, answers, strict=True):
+            for index in remote[(leader, topic)]:
+                offsets = answer.get(index)
+                found[(topic, index)] = offsets["high_watermark"] if offsets is not None else None
+        return found
+
     def stats(self) -> Iterator[GroupStats]:
         """Every group for /metrics; lag is computed here, at scrape time, from in-memory offsets."""
         coordinator = self._coordinator
@@ -321,12 +345,19 @@ class GroupService:
             if group is None:
                 continue
             lag = []
-            for committed in coordinator.committed(group_id):
+            offsets = coordinator.committed(group_id)
+            for committed in offsets:
                 end = self.high_watermark(committed.topic, committed.partition)
                 if end is not None:
                     lag.append((committed.topic, committed.partition, end - committed.offset))
             yield GroupStats(
-                group_id, len(group.members), group.epoch, group.rebalances, self.commits.get(group_id, 0), lag
+                group_id,
+                len(group.members),
+                group.epoch,
+                group.rebalances,
+                self.commits.get(group_id, 0),
+                lag,
+                [(c.topic, c.partition, c.offset) for c in offsets],
             )
 
     def forget_topic(self, topic: str) -> None:
