@@ -11,8 +11,8 @@ export default {
     root.append(h('h1', {}, 'Consumer groups'), note, list);
 
     async function refresh() {
-      const cluster = await api.cluster();
-      const { groups, down } = await api.groups(cluster.brokers);
+      const [cluster, { groups }] = await Promise.all([api.cluster(), api.groups()]);
+      const down = cluster.brokers.filter((b) => b.fenced).map((b) => b.id);
       const details = await Promise.allSettled(groups.map((g) => api.group(g.group)));
       const rows = groups.map((g, i) => {
         const d = details[i].status === 'fulfilled' ? details[i].value : null;
@@ -24,12 +24,11 @@ export default {
           { value: number(g.member_count) },
           topics || '–',
           { value: number(lag) },
-          { value: String(g.coordinator) },
         ];
       });
-      note.textContent = down.length ? `Broker(s) ${down.join(', ')} did not answer: their groups are missing below.` : '';
+      note.textContent = down.length ? `Broker(s) ${down.join(', ')} fenced: groups they coordinated move to other brokers.` : '';
       note.className = down.length ? 'note error' : 'note';
-      replace(list, table(['Group', 'State', { label: 'Members', num: true }, 'Topics', { label: 'Lag', num: true }, { label: 'Coordinator', num: true }], rows, { empty: 'No consumer groups yet.' }));
+      replace(list, table(['Group', 'State', { label: 'Members', num: true }, 'Topics', { label: 'Lag', num: true }], rows, { empty: 'No consumer groups yet.' }));
     }
     return { title: 'Groups', refresh };
   },
