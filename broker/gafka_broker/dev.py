@@ -39,6 +39,9 @@ class DevSettings:
     session_timeout_ms: int = 1500
     replica_lag_time_max_ms: int = 10_000
     extra_broker_args: tuple[str, ...] = ()
+    console: bool = True
+    """Serve the web console too (``gafka console``), on ``console_port`` or the first free port from 8080."""
+    console_port: int | None = None
 
 
 @dataclass
@@ -143,6 +146,15 @@ class DevCluster:
         ]
         # a lone broker is its own controller and serves the controller's routes itself
         self.controller_url = self.controller.url if self.controller is not None else self.brokers[0].url
+        self.console: Child | None = None
+        if settings.console:
+            console_port = settings.console_port or next(p for p in range(8080, 9080) if _port_free(host, p))
+            self.console = Child(
+                "console",
+                _gafka("console", "--bootstrap", self.bootstrap, "--listen", f"{host}:{console_port}"),
+                data / "logs" / "console.log",
+                f"http://{host}:{console_port}",
+            )
 
     @property
     def bootstrap(self) -> str:
@@ -150,7 +162,8 @@ class DevCluster:
 
     @property
     def children(self) -> list[Child]:
-        return ([self.controller] if self.controller is not None else []) + self.brokers
+        extras = [child for child in (self.controller, self.console) if child is not None]
+        return extras + self.brokers
 
     def start(self) -> None:
         if self.controller is not None:
@@ -160,6 +173,9 @@ class DevCluster:
             broker.start()
         for broker in self.brokers:
             _wait_ready(broker, "/readyz")
+        if self.console is not None:
+            self.console.start()
+            _wait_ready(self.console, "/healthz")
 
     def restart_dead(self) -> list[str]:
         """Restart children that died on their own (not during shutdown)."""
@@ -180,6 +196,9 @@ class DevCluster:
         if self.controller is not None:
             self.controller.signal(signal.SIGTERM)
             self.controller.wait(STOP_TIMEOUT_S)
+        if self.console is not None:
+            self.console.signal(signal.SIGTERM)
+            self.console.wait(STOP_TIMEOUT_S)
 
     def status(self) -> ClusterStatus:
         try:
@@ -273,6 +292,8 @@ def run(settings: DevSettings, out: TextIO = sys.stdout) -> int:
             print(f"gafka dev: {exc}", file=sys.stderr)
             return 1
         print(f"gafka dev: {settings.brokers} broker(s) up; bootstrap URL {cluster.bootstrap}", file=out, flush=True)
+        if cluster.console is not None:
+            print(f"gafka dev: web console at {cluster.console.url}", file=out, flush=True)
         print(
             f"gafka dev: data in {settings.data_dir.resolve()}; logs in {settings.data_dir.resolve() / 'logs'}; "
             "Ctrl-C to stop",
