@@ -533,7 +533,7 @@ class Broker:
             elif state.leader != NO_LEADER and self.broker_url(state.leader) is not None:
                 remote.setdefault(state.leader, []).append(index)
         if remote:
-            answers = await asyncio.gather(*(self._remote_offsets(leader, name) for leader in remote))
+            answers = await asyncio.gather(*(self.remote_offsets(leader, name) for leader in remote))
             for leader, found in zip(remote, answers, strict=True):
                 for index in remote[leader]:
                     offsets[index] = found.get(index)
@@ -559,7 +559,8 @@ class Broker:
             described["internal"] = True
         return described
 
-    async def _remote_offsets(self, leader: int, topic: str) -> dict[int, dict[str, int | None]]:
+    async def remote_offsets(self, leader: int, topic: str) -> dict[int, dict[str, int | None]]:
+        """Offsets of the partitions of ``topic`` that ``leader`` leads, as it answers ({} if it does not)."""
         url = self.broker_url(leader)
         if url is None:
             return {}

@@ -227,13 +227,27 @@ def register(app: typer.Typer) -> None:
                 help="Create an unknown topic on its first produce (with the defaults).",
             ),
         ] = False,
+        console: Annotated[
+            bool, typer.Option("--console/--no-console", help="Serve the web console too (gafka console).")
+        ] = True,
+        console_port: Annotated[
+            int | None, typer.Option("--console-port", help="Port of the web console (default: 8080 or above).")
+        ] = None,
     ) -> None:
         """Run a local cluster (a controller and N brokers on loopback) and print its bootstrap URL;
         Ctrl-C or SIGTERM stops it cleanly."""
         from gafka_broker.dev import DevError, DevSettings, run
 
         extra = ("--auto-create-topics",) if auto_create_topics else ()
-        settings = DevSettings(brokers=brokers, data_dir=data_dir, host=host, port=port, extra_broker_args=extra)
+        settings = DevSettings(
+            brokers=brokers,
+            data_dir=data_dir,
+            host=host,
+            port=port,
+            extra_broker_args=extra,
+            console=console,
+            console_port=console_port,
+        )
         try:
             code = run(settings)
         except DevError as exc:

@@ -47,6 +47,9 @@ class DevSettings:
     session_timeout_ms: int = 1500
     replica_lag_time_max_ms: int = 10_000
     extra_broker_args: tuple[str, ...] = ()
+    console: bool = True
+    """Serve the web console too (``gafka console``), on ``console_port`` or the first free port from 8080."""
+    console_port: int | None = None
 
     @property
     def replication_factor(self) -> int:
@@ -231,6 +234,16 @@ class DevCluster:
         ]
         # a lone broker is its own controller and serves the controller's routes itself
         self.controller_url = self.controller.url if self.controller is not None else self.brokers[0].url
+        self.console: Child | None = None
+        if settings.console:
+            console_port = settings.console_port or next(p for p in range(8080, 9080) if _port_free(host, p))
+            self.console = Child(
+                "console",
+                _gafka("console", "--bootstrap", self.bootstrap, "--listen", f"{host}:{console_port}"),
+                data / "logs" / "console.log",
+                f"http://{host}:{console_port}",
+                ready_path="/healthz",
+            )
 
     @property
     def bootstrap(self) -> str:
@@ -238,7 +251,8 @@ class DevCluster:
 
     @property
     def children(self) -> list[Child]:
-        return ([self.controller] if self.controller is not None else []) + self.brokers
+        extras = [child for child in (self.controller, self.console) if child is not None]
+        return extras + self.brokers
 
     def _record_children(self) -> None:
         """Who runs now, for :func:`stop_leftovers` after a supervisor that could not clean up."""
@@ -262,6 +276,9 @@ class DevCluster:
         self._record_children()
         for broker in self.brokers:
             _wait_ready(broker)
+        if self.console is not None:
+            self.console.start()
+            _wait_ready(self.console)
 
     def restart_dead(self) -> list[str]:
         """Restart children that died on their own (not during shutdown)."""
@@ -284,6 +301,9 @@ class DevCluster:
         if self.controller is not None:
             self.controller.signal(signal.SIGTERM)
             self.controller.wait(STOP_TIMEOUT_S)
+        if self.console is not None:
+            self.console.signal(signal.SIGTERM)
+            self.console.wait(STOP_TIMEOUT_S)
         (self.data / CHILDREN_FILE).unlink(missing_ok=True)
 
     def status(self) -> ClusterStatus:
@@ -391,6 +411,8 @@ def run(settings: DevSettings, out: TextIO = sys.stdout) -> int:
             print(f"gafka dev: {exc}", file=sys.stderr)
             return 1
         print(f"gafka dev: {settings.brokers} broker(s) up; bootstrap URL {cluster.bootstrap}", file=out, flush=True)
+        if cluster.console is not None:
+            print(f"gafka dev: web console at {cluster.console.url}", file=out, flush=True)
         print(
             f"gafka dev: new topics get replication factor {settings.replication_factor} and "
             f"min.insync.replicas {settings.min_insync_replicas} unless they ask otherwise",

@@ -133,7 +133,9 @@ class GroupStats(NamedTuple):
     rebalances: int
     commits: int
     lag: Sequence[tuple[str, int, int]]
-    """(topic, partition, high watermark - committed offset) for every committed partition."""
+    """(topic, partition, high watermark - committed offset) for every committed partition this broker leads."""
+    committed: Sequence[tuple[str, int, int]] = ()
+    """(topic, partition, committed offset) for every committed partition, wherever it is led."""
 
 
 class GroupCollector(Collector):
@@ -159,14 +161,22 @@ class GroupCollector(Collector):
             "High watermark minus the committed offset, per committed partition.",
             labels=["group", "topic", "partition"],
         )
+        committed = GaugeMetricFamily(
+            "gafka_group_committed_offset",
+            "The group's committed offset (the next to read), per partition; with the leaders' high watermarks it "
+            "gives the lag of partitions the coordinator does not lead.",
+            labels=["group", "topic", "partition"],
+        )
         for stats in self.source():
+            for topic, partition, value in stats.committed:
+                committed.add_metric([stats.group, topic, str(partition)], value)
             members.add_metric([stats.group], stats.members)
             epoch.add_metric([stats.group], stats.epoch)
             rebalances.add_metric([stats.group], stats.rebalances)
             commits.add_metric([stats.group], stats.commits)
             for topic, partition, value in stats.lag:
                 lag.add_metric([stats.group, topic, str(partition)], value)
-        yield from (members, epoch, rebalances, commits, lag)
+        yield from (members, epoch, rebalances, commits, lag, committed)
 
 
 GROUPS = GroupCollector()

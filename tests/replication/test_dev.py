@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -80,6 +81,11 @@ def test_three_broker_dev_cluster_replicates_stops_and_resumes(tmp_path: Path) -
             )
             assert response.status_code == 200, response.text
         _wait(lambda: "partitions 3 under-replicated 0 offline 0" in out.read_text(), 30)
+        console = re.search(r"web console at (\S+)", out.read_text())
+        assert console, out.read_text()
+        seen = httpx.get(f"{console.group(1)}/api/cluster/v1/cluster", timeout=10).json()
+        assert sorted(b["id"] for b in seen["brokers"]) == [0, 1, 2]
+        assert "<title>gafka console</title>" in httpx.get(console.group(1), timeout=10).text
         process.send_signal(signal.SIGTERM)
         assert process.wait(timeout=60) == 0
     finally:

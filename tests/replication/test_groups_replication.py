@@ -56,3 +56,37 @@ def test_groups_are_coordinated_by_the_offsets_leader_and_survive_its_death(clus
     assert [(o["topic"], o["partition"], o["offset"]) for o in offsets] == [("orders", 0, 12)]
     with cluster.client(survivor) as http:
         assert http.get(f"/v1/groups/{group}").json()["coordinator"] == new
+
+
+def test_group_lag_is_known_on_partitions_led_by_other_brokers(cluster_factory: Any) -> None:
+    """The coordinator asks the other leaders for their high watermarks (describe), and /metrics exports every
+    committed offset, so lag is known on every partition however leaderships are spread."""
+    cluster: Cluster = cluster_factory(3, "--offsets-topic-num-partitions", "1")
+    cluster.create_topic("orders", 3, 1)
+    leaders = {cluster.leader("orders", p) for p in range(3)}
+    group = "spread"
+    with cluster.client(0) as http:
+        for p in range(3):
+            records = [{"value": f"v{i}", "partition": p} for i in range(5)]
+            assert http.post("/v1/topics/orders/records", json={"records": records}).status_code == 200
+        joined = http.post(f"/v1/groups/{group}/heartbeat", json={"member_epoch": 0, "topics": ["orders"]})
+        assert joined.status_code == 200, joined.text
+        member, epoch = joined.json()["member_id"], joined.json()["member_epoch"]
+        offsets = [{"topic": "orders", "partition": p, "offset": 2} for p in range(3)]
+        commit = http.post(
+            f"/v1/groups/{group}/offsets", json={"member_id": member, "member_epoch": epoch, "offsets": offsets}
+        )
+        assert commit.status_code == 200, commit.text
+        described = http.get(f"/v1/groups/{group}").json()
+    coordinator = described["coordinator"]
+    assert leaders - {coordinator}, "some partition is led by another broker than the coordinator"
+    assert [(p["partition"], p["log_end_offset"], p["lag"]) for p in described["partitions"]] == [
+        (0, 5, 3),
+        (1, 5, 3),
+        (2, 5, 3),
+    ]
+    with cluster.client(coordinator) as http:
+        text = http.get("/metrics").text
+    for p in range(3):
+        line = f'gafka_group_committed_offset{{group="{group}",partition="{p}",topic="orders"}} 2.0'
+        assert line in text, line

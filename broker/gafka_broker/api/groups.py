@@ -218,6 +218,7 @@ class GroupHandlers:
         service = self.broker.groups
         coordinator = service.loaded
         assert coordinator is not None  # a group exists, so its coordinator does
+        partitions = await _partitions_json(service, group, service.committed(group_id))
         return json_response(
             {
                 **group_summary(group),
@@ -225,7 +226,7 @@ class GroupHandlers:
                 "coordinator": self.broker.meta.broker_id,
                 "offsets_partition": coordinator.partition_for(group_id),
                 "members": _members_json(group),
-                "partitions": await _partitions_json(service, group, service.committed(group_id)),
+                "partitions": partitions,
             }
         )
 

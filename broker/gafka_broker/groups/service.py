@@ -356,12 +356,19 @@ class GroupService:
             if group is None:
                 continue
             lag = []
-            for committed in coordinator.committed(group_id):
+            offsets = coordinator.committed(group_id)
+            for committed in offsets:
                 end = self.high_watermark(committed.topic, committed.partition)
                 if end is not None:
                     lag.append((committed.topic, committed.partition, end - committed.offset))
             yield GroupStats(
-                group_id, len(group.members), group.epoch, group.rebalances, self.commits.get(group_id, 0), lag
+                group_id,
+                len(group.members),
+                group.epoch,
+                group.rebalances,
+                self.commits.get(group_id, 0),
+                lag,
+                [(c.topic, c.partition, c.offset) for c in offsets],
             )
 
     def forget_topic(self, topic: str) -> None:

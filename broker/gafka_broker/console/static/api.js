@@ -52,7 +52,6 @@ const enc = encodeURIComponent;
 export const api = {
   cluster: () => cluster('GET', 'v1/cluster'),
   brokerStats: (id) => broker(id, 'GET', 'v1/broker'),
-  brokerGroups: (id) => broker(id, 'GET', 'v1/groups'),
 
   topics: (internal = false) => cluster('GET', 'v1/topics', { query: { internal } }),
   topic: (name) => cluster('GET', `v1/topics/${enc(name)}`),
@@ -74,18 +73,5 @@ export const api = {
   resetOffsets: (group, body) => cluster('POST', `v1/groups/${enc(group)}/offsets/reset`, { body }),
   deleteGroup: (group) => cluster('DELETE', `v1/groups/${enc(group)}`),
 
-  /** Every group of the cluster: each broker lists the groups it coordinates. */
-  async groups(brokers) {
-    const answers = await Promise.allSettled(brokers.map((b) => api.brokerGroups(b.id)));
-    const groups = new Map();
-    const down = [];
-    answers.forEach((answer, index) => {
-      if (answer.status === 'fulfilled') {
-        for (const g of answer.value.groups) groups.set(g.group, { ...g, coordinator: brokers[index].id });
-      } else {
-        down.push(brokers[index].id);
-      }
-    });
-    return { groups: [...groups.values()].sort((a, b) => a.group.localeCompare(b.group)), down };
-  },
+  groups: () => cluster('GET', 'v1/groups'),
 };

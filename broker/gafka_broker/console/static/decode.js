@@ -47,6 +47,13 @@ export function decode(b64, mode) {
   return { text: asHex(bytes), format: 'hex (binary)' };
 }
 
+/** A header's value as text: the API gives it as text, or as base64 (with format "base64") when it is binary. */
+export function headerText(header) {
+  if (header.value === null || header.value === undefined) return 'null';
+  if (header.format !== 'base64') return header.value;
+  return decode(header.value, 'auto').text;
+}
+
 /** Does a record match a search (key, value or a header, as text or hex)? */
 export function matches(record, needle, where) {
   if (!needle) return true;
@@ -61,7 +68,7 @@ export function matches(record, needle, where) {
   if ((where === 'any' || where === 'value') && has(record.value)) return true;
   if (where === 'any' || where === 'header') {
     for (const header of record.headers || []) {
-      if (header.key.toLowerCase().includes(lower) || has(header.value)) return true;
+      if (header.key.toLowerCase().includes(lower) || headerText(header).toLowerCase().includes(lower)) return true;
     }
   }
   return false;

@@ -1,7 +1,7 @@
 // Message browser: by partition and offset, by timestamp, newest first, live tail; search in keys, values
 // and headers; keys and values decoded as text, pretty JSON, base64 or hex; download what is shown.
 import { api } from '../api.js';
-import { decode, matches } from '../decode.js';
+import { decode, headerText, matches } from '../decode.js';
 import { field, h, replace, showError, table, time } from '../ui.js';
 
 const MAX_SHOWN = 1000;
@@ -53,7 +53,7 @@ export default {
     topic.addEventListener('change', () => loadPartitions());
     tail.addEventListener('click', () => (tailing ? stopTail() : startTail()));
     download.addEventListener('click', () => {
-      const shown = visible().map((r) => ({ ...r, key_text: decode(r.key, 'auto').text, value_text: decode(r.value, 'auto').text }));
+      const shown = visible().map((r) => ({ ...r, key_text: decode(r.key, 'auto').text, value_text: decode(r.value, 'auto').text, headers_text: (r.headers || []).map((hd) => [hd.key, headerText(hd)]) }));
       const blob = new Blob([JSON.stringify({ topic: topic.value, records: shown }, null, 2)], { type: 'application/json' });
       const link = h('a', { href: URL.createObjectURL(blob), download: `${topic.value}-records.json` });
       document.body.append(link);
@@ -139,7 +139,7 @@ export default {
         shown(r.key, keyAs.value),
         shown(r.value, valueAs.value),
         (r.headers || []).length
-          ? h('div', {}, r.headers.map((hd) => h('div', { class: 'mono' }, `${hd.key}: ${decode(hd.value, 'auto').text}`)))
+          ? h('div', {}, r.headers.map((hd) => h('div', { class: 'mono' }, `${hd.key}: ${headerText(hd)}`)))
           : h('span', { class: 'muted' }, 'none'),
       ]);
       status.textContent = `${rows.length} of ${records.length} loaded message(s) shown${tailing ? ' · live' : ''}`;

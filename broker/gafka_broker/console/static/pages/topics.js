@@ -6,7 +6,7 @@ export default {
   mount(root) {
     const list = h('div', { id: 'topics-list' });
     const internal = h('input', { type: 'checkbox', id: 'show-internal' });
-    const name = h('input', { name: 'name', required: true, pattern: '[a-zA-Z0-9._-]{1,249}', placeholder: 'orders', 'aria-label': 'Topic name' });
+    const name = h('input', { name: 'name', required: true, pattern: '[a-zA-Z0-9._\\-]{1,249}', placeholder: 'orders', 'aria-label': 'Topic name' });
     const partitions = h('input', { name: 'partitions', type: 'number', min: 1, value: 3, 'aria-label': 'Partitions' });
     const replication = h('input', { name: 'replication', type: 'number', min: 1, placeholder: 'default', 'aria-label': 'Replication factor' });
     const status = h('span', { role: 'status' });
