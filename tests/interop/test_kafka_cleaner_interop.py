@@ -108,34 +108,36 @@ def _comparable(batch: dict[str, Any]) -> dict[str, Any]:
     return fields
 
 
-def test_gafka_cleaner_matches_kafka_cleaner_and_kafka_reads_the_result(
-    kafka_tools: KafkaTools, tmp_path: Path
-) -> None:
-    specs, producer_last_sequence = _specs(17)
+def _clean_both(
+    kafka_tools: KafkaTools, tmp_path: Path, batches: list[dict[str, Any]], rounds: list[int]
+) -> list[list[dict[str, Any]]]:
+    """Write ``batches`` with Kafka's UnifiedLog, copy the directory, clean one copy with Kafka's cleaner
+    and the other with gafka's at each time of ``rounds``; after each round both must hold the same
+    batches. Returns gafka's batches after each round (as Kafka's FileRecords reads them)."""
     kafka_dir = tmp_path / "kafka" / "t-0"
     gafka_dir = tmp_path / "gafka" / "t-0"
-    job = {
-        "dir": str(kafka_dir),
-        "segment_bytes": SEGMENT_BYTES,
-        "index_interval_bytes": INDEX_INTERVAL_BYTES,
-        "batches": [spec.to_json() for spec in specs],
-    }
-    kafka_tools.write_logs([job])
+    job = {"dir": str(kafka_dir), "segment_bytes": SEGMENT_BYTES, "index_interval_bytes": INDEX_INTERVAL_BYTES}
+    kafka_tools.write_logs([{**job, "batches": batches}])
     shutil.copytree(kafka_dir, gafka_dir)
-    now = int(time.time() * 1000)
-    rounds = [now, now + RETENTION_MS + 1]
-    clean_job = {
-        "dir": str(kafka_dir),
-        "segment_bytes": SEGMENT_BYTES,
-        "index_interval_bytes": INDEX_INTERVAL_BYTES,
-        "delete_retention_ms": RETENTION_MS,
-    }
+    after: list[list[dict[str, Any]]] = []
     for round_, now_ms in enumerate(rounds):
-        (kafka,) = kafka_tools.clean_logs([{**clean_job, "now_ms": now_ms}])
+        (kafka,) = kafka_tools.clean_logs([{**job, "delete_retention_ms": RETENTION_MS, "now_ms": now_ms}])
         _gafka_clean(gafka_dir.parent, now_ms)
         kafka_batches = [batch for segment in kafka["segments"] for batch in segment["batches"]]
         gafka_batches = _batches(kafka_tools, gafka_dir)
         assert [_comparable(b) for b in gafka_batches] == [_comparable(b) for b in kafka_batches], f"round {round_}"
+        after.append(gafka_batches)
+    return after
+
+
+def test_gafka_cleaner_matches_kafka_cleaner_and_kafka_reads_the_result(
+    kafka_tools: KafkaTools, tmp_path: Path
+) -> None:
+    specs, producer_last_sequence = _specs(17)
+    gafka_dir = tmp_path / "gafka" / "t-0"
+    now = int(time.time() * 1000)
+    rounds = _clean_both(kafka_tools, tmp_path, [spec.to_json() for spec in specs], [now, now + RETENTION_MS + 1])
+    for round_, gafka_batches in enumerate(rounds):
         tombstones = [r for b in gafka_batches for r in b["records"] if r["value"] is None]
         assert bool(tombstones) == (round_ == 0), "tombstones are kept first, removed after delete.retention.ms"
         last_sequence = max(b["last_sequence"] for b in gafka_batches if b["producer_id"] == 4242)
@@ -172,3 +174,75 @@ def test_gafka_cleaner_matches_kafka_cleaner_and_kafka_reads_the_result(
     )
     kafka_read = [{"offset": r["offset"], "key": r["key"], "value": r["value"]} for r in opened["records"]]
     assert kafka_read == gafka_records
+
+
+def _transactional_batches(seed: int) -> list[dict[str, Any]]:
+    """Plain keyed batches interleaved with transactions of three producers: committed ones, aborted
+    ones, and ones whose records later writes supersede (so their markers outlive them)."""
+    rng = random.Random(seed)
+    timestamp = int(time.time() * 1000) - 600_000
+    sequences: dict[int, int] = {}
+    batches: list[dict[str, Any]] = []
+
+    def data(producer: int | None) -> dict[str, Any]:
+        nonlocal timestamp
+        records = []
+        for _ in range(rng.randint(1, 4)):
+            value = None if rng.random() < 0.1 else b64(rng.randbytes(rng.choice((5, 60))))
+            records.append({"key": b64(b"key-%d" % rng.randrange(12)), "value": value, "timestamp": timestamp})
+            timestamp += rng.randint(0, 5)
+        spec: dict[str, Any] = {"codec": "none", "partition_leader_epoch": 3, "records": records}
+        if producer is not None:
+            sequence = sequences.get(producer, 0)
+            sequences[producer] = sequence + len(records)
+            spec.update(producer_id=producer, producer_epoch=0, base_sequence=sequence, is_transactional=True)
+        return spec
+
+    open_txns: set[int] = set()
+    for _ in range(150):
+        roll = rng.random()
+        producer = rng.choice((501, 502, 503))
+        if roll < 0.5:
+            batches.append(data(None))
+        elif roll < 0.8:
+            batches.append(data(producer))
+            open_txns.add(producer)
+        elif producer in open_txns:
+            marker = "abort" if rng.random() < 0.4 else "commit"
+            batches.append({"control": marker, "producer_id": producer, "producer_epoch": 0, "timestamp": timestamp})
+            open_txns.discard(producer)
+    for producer in sorted(open_txns):
+        batches.append({"control": "commit", "producer_id": producer, "producer_epoch": 0, "timestamp": timestamp})
+    batches += [data(None) for _ in range(20)]  # so the markers lie below the active segment
+    return batches
+
+
+def test_transactions_are_cleaned_as_kafka_cleans_them(kafka_tools: KafkaTools, tmp_path: Path) -> None:
+    batches = _transactional_batches(5)
+    now = int(time.time() * 1000)
+    rounds = [now, now + RETENTION_MS + 1, now + 2 * RETENTION_MS + 2]
+    after = _clean_both(kafka_tools, tmp_path, batches, rounds)
+    aborted_values = _aborted_values(batches)
+    assert aborted_values, "the input has aborted transactions"
+    for round_, cleaned in enumerate(after):
+        kept = {r["value"] for b in cleaned for r in b["records"] if not b["is_control"]}
+        assert not kept & aborted_values, f"round {round_}: records of aborted transactions survived"
+    markers = [sum(1 for b in cleaned if b["is_control"] and b["records"]) for cleaned in after]
+    written = sum(1 for b in batches if "control" in b)
+    assert markers[-1] < markers[0] <= written, f"markers outlive their transactions, then go: {markers}"
+    assert any(b["is_control"] and b["records"] for b in after[-1]) or markers[-1] == 0
+
+
+def _aborted_values(batches: list[dict[str, Any]]) -> set[str]:
+    """Values (base64) of the records written in transactions that ended with an abort marker."""
+    pending: dict[int, list[str]] = {}
+    aborted: set[str] = set()
+    for batch in batches:
+        producer = batch.get("producer_id")
+        if "control" in batch:
+            values = pending.pop(producer, [])
+            if batch["control"] == "abort":
+                aborted.update(values)
+        elif producer is not None:
+            pending.setdefault(producer, []).extend(r["value"] for r in batch["records"] if r["value"] is not None)
+    return aborted

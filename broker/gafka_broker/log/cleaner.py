@@ -16,11 +16,13 @@ producer id/epoch/sequence, leader epoch, codec and attributes. A batch that kee
 removes them. An emptied batch disappears, except the last batch of a producer (its sequence and
 epoch must survive) and the last batch of the cleaned range (the log's last offset must survive).
 
-Transactions: :class:`TransactionRetention` is where Kafka's ``CleanedTransactionMetadata`` decides
-about transactional batches and control markers. The log refuses both from clients today (no
-transaction coordinator yet), so every batch is non-transactional; when markers exist, aborted
-transactions' batches will be dropped and markers kept until their own delete horizon passes, in
-the two methods below, without touching the rest of the cleaner.
+Transactions, as Kafka's cleaner handles them: batches of an aborted transaction are removed whole
+(and never mapped); a commit or abort marker stays while any batch of its transaction does, then gets
+a delete horizon and goes after it. Kafka learns which transactions aborted from its ``.txnindex``;
+gafka reads the markers themselves while it scans the log's batch headers. Clients cannot write
+transactional batches or markers yet (the log refuses them until the transaction coordinator
+exists), but a log holding them -- a follower copy, or one written by Kafka -- is cleaned as Kafka
+cleans it (tested against Kafka's own cleaner).
 
 Reading happens on the cleaner's thread through its own file descriptors (a segment deleted by
 retention meanwhile is still readable, and never confused with a new file); only the swap runs on
@@ -32,9 +34,11 @@ from __future__ import annotations
 import logging
 import os
 import time
+from collections import deque
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from enum import Enum
+from typing import NamedTuple
 
 from gafka.protocol.record_batch import (
     BATCH_OVERHEAD,
@@ -118,20 +122,84 @@ class OffsetMap:
         return self.offsets.get(key, -1)
 
 
+CONTROL_ABORT = 0
+CONTROL_COMMIT = 1
+
+
+class AbortedTxn(NamedTuple):
+    """An aborted transaction: its producer, first offset and the offset of its ABORT marker."""
+
+    producer_id: int
+    first_offset: int
+    last_offset: int
+
+
+class ProducerScan(NamedTuple):
+    """What the cleaner needs to know of the producers in a log (one pass over its batch headers)."""
+
+    last_data_offset: dict[int, int]
+    """Producer id -> last offset of its last data batch (kept, empty if need be, for its sequence)."""
+    last_epoch: dict[int, int]
+    aborted: list[AbortedTxn]
+
+    def is_last_of_producer(self, header: BatchHeader) -> bool:
+        """Kafka's rule: the batch holding the producer's last data offset, or, for a producer with no
+        data batch, a marker of its current epoch (needed for fencing)."""
+        last = self.last_data_offset.get(header.producer_id)
+        if last is not None:
+            return header.last_offset == last
+        return header.is_control and self.last_epoch.get(header.producer_id) == header.producer_epoch
+
+
+def control_type(data: bytes, position: int, header: BatchHeader) -> int | None:
+    """ABORT (0) or COMMIT (1) from a control batch's record key (version int16, type int16);
+    None when the batch holds no record (a marker a cleaning already emptied)."""
+    keys = record_keys(data, position, header)
+    if not keys or keys[0].key is None or len(keys[0].key) < 4:
+        return None
+    return int.from_bytes(keys[0].key[2:4], "big", signed=True)
+
+
 class TransactionRetention:
-    """Kafka's ``CleanedTransactionMetadata`` for a log that holds no transactional batches or markers.
+    """Kafka's ``CleanedTransactionMetadata``: walking batches in offset order, which data batches belong
+    to an aborted transaction (discard them) and which markers have no batch of theirs left (discard
+    them, after their delete horizon)."""
 
-    The log refuses both at append (``PartitionLog._validate``), so no batch of an aborted transaction
-    can be met and no marker either; the cleaner asks here all the same, so transactions plug in by
-    changing these two answers only.
-    """
+    def __init__(self, aborted: Sequence[AbortedTxn]) -> None:
+        self._pending = deque(sorted(aborted, key=lambda txn: txn.first_offset))
+        self._ongoing_committed: set[int] = set()
+        self._ongoing_aborted: dict[int, bool] = {}
+        """Producer id -> whether a batch of its aborted transaction was seen."""
 
-    def discard_batch(self, header: BatchHeader) -> bool:
-        """True when a data batch belongs to an aborted transaction (then it is removed whole)."""
+    def _consume_up_to(self, offset: int) -> None:
+        while self._pending and self._pending[0].first_offset <= offset:
+            txn = self._pending.popleft()
+            self._ongoing_aborted.setdefault(txn.producer_id, False)
+
+    def on_batch(self, header: BatchHeader) -> bool:
+        """True when a data batch belongs to an aborted transaction."""
+        self._consume_up_to(header.last_offset)
+        if not header.is_transactional:
+            return False
+        if header.producer_id in self._ongoing_aborted:
+            self._ongoing_aborted[header.producer_id] = True
+            return True
+        self._ongoing_committed.add(header.producer_id)
         return False
 
-    def discard_marker(self, header: BatchHeader) -> bool:
-        """True when a control marker's transaction has no records left (then it may go after its horizon)."""
+    def on_control_batch(self, header: BatchHeader, kind: int | None) -> bool:
+        """True when a marker's transaction has no batch left, so the marker may go."""
+        self._consume_up_to(header.last_offset)
+        if kind is None:
+            return True  # emptied by an earlier cleaning
+        if kind == CONTROL_ABORT:
+            seen = self._ongoing_aborted.pop(header.producer_id, None)
+            return not seen
+        if kind == CONTROL_COMMIT:
+            if header.producer_id in self._ongoing_committed:
+                self._ongoing_committed.discard(header.producer_id)
+                return False
+            return True
         return False
 
 
@@ -260,7 +328,7 @@ class LogCleaning:
         self.should_stop = should_stop
         self.swap_step = swap_step
         self.stats = CleanerStats()
-        self.transactions = TransactionRetention()
+        self.transactions = TransactionRetention(())
         self.delete_retention_ms = log.config.delete_retention_ms
 
     def run(self) -> int:
@@ -268,27 +336,30 @@ class LogCleaning:
         started = time.perf_counter()
         try:
             segments = self.log.segments[:-1]
-            self._build_offset_map(segments)
+            producers = self._scan_producers()
+            self._build_offset_map(segments, producers.aborted)
             end = self.map.latest_offset + 1
-            last_producer_batches = self._last_batch_of_producers()
+            self.transactions = TransactionRetention(producers.aborted)
             groups = _group_segments(_overlapping(segments, 0, end), self.log.config, self.cleaning.first_uncleanable)
             for group in groups:
-                self._clean_group(group, last_producer_batches)
+                self._clean_group(group, producers)
         finally:
             self.stats.seconds = time.perf_counter() - started
         return end
 
     # -- the offset map ------------------------------------------------------------------------------
-    def _build_offset_map(self, segments: Sequence[LogSegment]) -> None:
+    def _build_offset_map(self, segments: Sequence[LogSegment], aborted: Sequence[AbortedTxn]) -> None:
         start, end = self.cleaning.first_dirty, self.cleaning.first_uncleanable
         dirty = _overlapping(segments, start, end)
+        in_range = [txn for txn in aborted if txn.last_offset >= start and txn.first_offset < end]
+        transactions = TransactionRetention(in_range)
         for index, segment in enumerate(dirty):
             segment_end = dirty[index + 1].base_offset if index + 1 < len(dirty) else end
-            if self._map_segment(segment, start, end):
+            if self._map_segment(segment, start, end, transactions):
                 return
             self.map.latest_offset = max(self.map.latest_offset, segment_end - 1)
 
-    def _map_segment(self, segment: LogSegment, start: int, end: int) -> bool:
+    def _map_segment(self, segment: LogSegment, start: int, end: int, transactions: TransactionRetention) -> bool:
         """Add the keys of ``segment`` in ``[start, end)``; True when the map filled up before its end.
 
         Unlike Kafka, records past ``end`` in the same segment are not mapped: ``end`` may be the high
@@ -300,7 +371,9 @@ class LogCleaning:
                 for position, header in headers:
                     if self.map.full:  # checked between batches, so every cleaning maps at least one
                         return True
-                    if not header.is_control and not self.transactions.discard_batch(header):
+                    if header.is_control:
+                        transactions.on_control_batch(header, control_type(data, position, header))
+                    elif not transactions.on_batch(header):  # aborted batches are not mapped
                         offsets = self.map.offsets
                         for offset, key, _has_value in record_keys(data, position, header):
                             if key is not None and start <= offset < end:
@@ -313,23 +386,35 @@ class LogCleaning:
             reader.close()
         return False
 
-    def _last_batch_of_producers(self) -> dict[int, int]:
-        """Producer id -> last offset of its last batch in the whole log (Kafka keeps that batch, empty
-        if need be, so the producer's last sequence and epoch survive cleaning)."""
-        last: dict[int, int] = {}
+    def _scan_producers(self) -> ProducerScan:
+        """One pass over the batch headers of the whole log: each producer's last data batch and epoch
+        (Kafka keeps that batch, empty if need be, so the producer's sequence and epoch survive), and
+        the aborted transactions (what Kafka reads from its ``.txnindex``)."""
+        scan = ProducerScan({}, {}, [])
+        open_txns: dict[int, int] = {}
         for segment in self.log.segments:
             reader = _SegmentReader(segment)
             try:
-                for _data, headers in reader.chunks(_UNTHROTTLED):
-                    for _position, header in headers:
-                        if header.producer_id != NO_PRODUCER_ID:
-                            last[header.producer_id] = header.last_offset
+                for data, headers in reader.chunks(_UNTHROTTLED):
+                    for position, header in headers:
+                        producer = header.producer_id
+                        if producer == NO_PRODUCER_ID:
+                            continue
+                        scan.last_epoch[producer] = header.producer_epoch
+                        if header.is_control:
+                            first = open_txns.pop(producer, None)
+                            if first is not None and control_type(data, position, header) == CONTROL_ABORT:
+                                scan.aborted.append(AbortedTxn(producer, first, header.last_offset))
+                            continue
+                        scan.last_data_offset[producer] = header.last_offset
+                        if header.is_transactional:
+                            open_txns.setdefault(producer, header.base_offset)
             finally:
                 reader.close()
-        return last
+        return scan
 
     # -- recopying -----------------------------------------------------------------------------------
-    def _clean_group(self, group: list[LogSegment], last_producer_batches: dict[int, int]) -> None:
+    def _clean_group(self, group: list[LogSegment], producers: ProducerScan) -> None:
         sizes = [segment.size for segment in group]
         readers = [_SegmentReader(segment) for segment in group]
         stem = segment_name(group[0].base_offset)
@@ -350,7 +435,7 @@ class LogCleaning:
                     out = bytearray()
                     kept: list[tuple[int, BatchHeader]] = []
                     for position, header in headers:
-                        retained = self._filter_batch(data, position, header, last_producer_batches)
+                        retained = self._filter_batch(data, position, header, producers)
                         if retained is not None:
                             kept.append((len(out), parse_header(retained)))
                             out += retained
@@ -375,11 +460,9 @@ class LogCleaning:
         if not self.run_on_owner(swap):
             raise CleaningAbortedError(f"{self.log.directory.name} changed while it was being cleaned")
 
-    def _filter_batch(
-        self, data: bytes, position: int, header: BatchHeader, last_producer_batches: dict[int, int]
-    ) -> bytes | None:
+    def _filter_batch(self, data: bytes, position: int, header: BatchHeader, producers: ProducerScan) -> bytes | None:
         """The bytes to keep for one batch (Kafka's ``MemoryRecords.filterTo`` with the cleaner's filter)."""
-        retention, discard_records = self._batch_retention(header, last_producer_batches)
+        retention, discard_records, empty_txn_marker = self._batch_retention(data, position, header, producers)
         if retention is Retention.DELETE:
             return None
         keys = record_keys(data, position, header)
@@ -390,7 +473,7 @@ class LogCleaning:
         self.stats.records_retained += len(kept)
         if kept:
             has_tombstone = any(not entry.has_value for entry in keys if entry.offset in kept)
-            set_horizon = has_tombstone and not header.has_delete_horizon
+            set_horizon = (has_tombstone or empty_txn_marker) and not header.has_delete_horizon
             if len(kept) == len(keys) and not set_horizon:
                 return data[position : position + header.size]
             horizon = self.now_ms + self.delete_retention_ms if set_horizon else header.delete_horizon_ms
@@ -400,20 +483,25 @@ class LogCleaning:
             return encode_empty_batch(header)
         return None
 
-    def _batch_retention(self, header: BatchHeader, last_producer_batches: dict[int, int]) -> tuple[Retention, bool]:
-        """Kafka's ``checkBatchRetention``: the batch's fate and whether all its records go."""
+    def _batch_retention(
+        self, data: bytes, position: int, header: BatchHeader, producers: ProducerScan
+    ) -> tuple[Retention, bool, bool]:
+        """Kafka's ``checkBatchRetention``: the batch's fate, whether all its records go, and whether it
+        is a marker whose transaction has nothing left (it then gets a delete horizon)."""
         if header.is_control:
+            can_discard = self.transactions.on_control_batch(header, control_type(data, position, header))
             horizon = header.delete_horizon_ms
-            discard = self.transactions.discard_marker(header) and horizon is not None and horizon <= self.now_ms
+            discard = can_discard and horizon is not None and horizon <= self.now_ms
         else:
-            discard = self.transactions.discard_batch(header)
-        if header.producer_id != NO_PRODUCER_ID and last_producer_batches.get(header.producer_id) == header.last_offset:
-            return Retention.RETAIN_EMPTY, discard
+            can_discard = discard = self.transactions.on_batch(header)
+        empty_txn_marker = can_discard and header.is_control
+        if header.producer_id != NO_PRODUCER_ID and producers.is_last_of_producer(header):
+            return Retention.RETAIN_EMPTY, discard, empty_txn_marker
         if header.next_offset == self.cleaning.first_uncleanable:
-            return Retention.RETAIN_EMPTY, discard  # the last offset of the cleaned range must survive
+            return Retention.RETAIN_EMPTY, discard, empty_txn_marker  # the cleaned range's last offset stays
         if discard:
-            return Retention.DELETE, discard
-        return Retention.DELETE_EMPTY, discard
+            return Retention.DELETE, discard, empty_txn_marker
+        return Retention.DELETE_EMPTY, discard, empty_txn_marker
 
     def _retain(self, header: BatchHeader, record: RecordKey) -> bool:
         """Kafka's ``shouldRetainRecord``: the last record of its key, past the map, or a young tombstone."""

@@ -315,6 +315,7 @@ def encode_batch(
     base_sequence: int = NO_SEQUENCE,
     partition_leader_epoch: int = NO_PARTITION_LEADER_EPOCH,
     is_transactional: bool = False,
+    is_control: bool = False,
     now_ms: int | None = None,
 ) -> bytes:
     """Build one batch from ``records``; records without a timestamp get ``now_ms`` (default: now)."""
@@ -329,6 +330,8 @@ def encode_batch(
         _encode_record(body, offset_delta, timestamp - base_timestamp, record)
     payload = compress(compression, body) if compression is not Compression.NONE else body
     attributes = int(compression) | (timestamp_type << 3) | (_TRANSACTIONAL_MASK if is_transactional else 0)
+    if is_control:
+        attributes |= _CONTROL_MASK
     size = BATCH_OVERHEAD + len(payload)
     out = bytearray(size)
     _HEADER.pack_into(

@@ -9,6 +9,8 @@ import org.apache.kafka.common.compress.Compression;
 import org.apache.kafka.common.header.Header;
 import org.apache.kafka.common.header.internals.RecordHeader;
 import org.apache.kafka.common.record.TimestampType;
+import org.apache.kafka.common.record.internal.ControlRecordType;
+import org.apache.kafka.common.record.internal.EndTransactionMarker;
 import org.apache.kafka.common.record.internal.FileLogInputStream.FileChannelRecordBatch;
 import org.apache.kafka.common.record.internal.FileRecords;
 import org.apache.kafka.common.record.internal.MemoryRecords;
@@ -47,7 +49,8 @@ import java.util.Optional;
  *   "batches": [{"codec": "zstd", "producer_id": 7, "producer_epoch": 1, "base_sequence": 0,
  *                "partition_leader_epoch": 0, "is_transactional": false, "log_append_time": null,
  *                "records": [{"key": "a2V5", "value": null, "timestamp": 1700000000000,
- *                             "headers": [["h", "dmFs"]]}]}]}]}
+ *                             "headers": [["h", "dmFs"]]}]},
+ *               {"control": "commit", "producer_id": 7, "producer_epoch": 1, "timestamp": 1700000000000}]}]}
  *   -> {"jobs": [{"dir": ..., "log_end_offset": N, "files": [...], "segments": [{"file": ..., "batches": [...]}]}]}
  *
  * {"command": "open", "jobs": [{"dir": ".../topic-0", "clean": true, "segment_bytes": ..., "index_interval_bytes": ...}]}
@@ -222,6 +225,17 @@ public final class KafkaSegmentWriter {
     }
 
     static MemoryRecords build(JsonNode batch, long baseOffset) {
+        String control = batch.path("control").asText("");
+        if (!control.isEmpty()) {  // a transaction marker: "commit" or "abort"
+            ControlRecordType type = control.equals("commit") ? ControlRecordType.COMMIT : ControlRecordType.ABORT;
+            return MemoryRecords.withEndTransactionMarker(
+                baseOffset,
+                batch.path("timestamp").asLong(),
+                batch.path("partition_leader_epoch").asInt(0),
+                batch.path("producer_id").asLong(),
+                (short) batch.path("producer_epoch").asInt(),
+                new EndTransactionMarker(type, 0));
+        }
         Compression compression = Compression.of(batch.path("codec").asText("none")).build();
         JsonNode logAppendTime = batch.path("log_append_time");
         boolean appendTime = logAppendTime.isIntegralNumber();
