@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from prometheus_client import REGISTRY
 
 from gafka.protocol.record_batch import NewRecord, encode_batch, iter_batches, parse_header
 from gafka_broker.log.cleaner_thread import LogCleaner
@@ -179,3 +180,21 @@ def _headers(log: PartitionLog) -> list:  # type: ignore[type-arg]
 
 
 __all__ = ["Entry"]
+
+
+def test_metrics_per_partition_and_forgotten_with_the_log(tmp_path: Path) -> None:
+    manager, log = open_manager(tmp_path, COMPACTED)
+    append_entries(log, [(b"a", b"1"), (b"a", b"2")], T0)
+    log.roll()
+    append_entries(log, [(b"z", b"1")], T0)
+    cleaner = _cleaner(manager)
+    assert cleaner.clean_filthiest(T0 + 5) is not None
+    labels = {"topic": "t", "partition": "0"}
+    assert REGISTRY.get_sample_value("gafka_log_cleaner_dirty_ratio", labels) is not None
+    assert (REGISTRY.get_sample_value("gafka_log_cleaner_bytes_read_total", labels) or 0) > 0
+    assert REGISTRY.get_sample_value("gafka_log_cleaner_last_clean_timestamp_seconds", labels)
+    manager.delete_logs("t")
+    assert cleaner.clean_filthiest(T0 + 10) is None
+    assert REGISTRY.get_sample_value("gafka_log_cleaner_dirty_ratio", labels) is None
+    assert REGISTRY.get_sample_value("gafka_log_cleaner_bytes_read_total", labels) is None
+    manager.shutdown()

@@ -11,6 +11,7 @@ restart does not re-clean what is clean.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import threading
 import time
@@ -35,6 +36,15 @@ logger = logging.getLogger(__name__)
 PartitionKey = tuple[str, int]
 StableOffset = Callable[[PartitionKey, PartitionLog], int]
 OwnerRunner = Callable[[Callable[[], bool]], bool]
+
+
+_PER_PARTITION = (
+    metrics.CLEANER_DIRTY_RATIO,
+    metrics.CLEANER_LAST_CLEAN_SECONDS,
+    metrics.CLEANER_BYTES_READ,
+    metrics.CLEANER_BYTES_WRITTEN,
+    metrics.CLEANER_SECONDS,
+)
 
 
 def _log_end(_key: PartitionKey, log: PartitionLog) -> int:
@@ -79,6 +89,7 @@ class LogCleaner:
         self.max_map_entries = max_map_entries
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
+        self._labelled: set[PartitionKey] = set()
 
     # -- the thread ----------------------------------------------------------------------------------
     def start(self) -> None:
@@ -111,7 +122,9 @@ class LogCleaner:
     def clean_filthiest(self, now_ms: int, *, swap_step: Callable[[str], None] | None = None) -> CleanResult | None:
         """Clean the dirtiest cleanable log once; None when no log needs it (or it changed meanwhile)."""
         chosen: tuple[PartitionKey, PartitionLog, CleaningRange] | None = None
-        for key, log in self.manager.logs().items():
+        logs = self.manager.logs()
+        self._forget_metrics({key for key, log in logs.items() if log.config.compact})
+        for key, log in logs.items():
             if not log.config.compact:
                 continue
             cleaning = cleaning_range(log, self.manager.cleaner_offset(key), self.stable_offset(key, log), now_ms)
@@ -125,6 +138,15 @@ class LogCleaner:
             return None
         key, log, cleaning = chosen
         return self.clean(key, log, cleaning, now_ms, swap_step=swap_step)
+
+    def _forget_metrics(self, compacted: set[PartitionKey]) -> None:
+        """Drop the per-partition series of logs no longer here (deleted, moved, no longer compacted)."""
+        for key in self._labelled - compacted:
+            labels = (key[0], str(key[1]))
+            for metric in _PER_PARTITION:
+                with contextlib.suppress(KeyError):
+                    metric.remove(*labels)
+        self._labelled = set(compacted)
 
     def clean(
         self,
