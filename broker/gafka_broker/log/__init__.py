@@ -9,4 +9,6 @@ Pieces, as in Kafka's log layer:
 - :mod:`.partition_log`  one partition replica: append, read, truncate, roll, retention, recovery
 - :mod:`.group_commit`  one fsync for every append waiting on it
 - :mod:`.manager`     every partition under a data directory, clean-shutdown marker and checkpoints
+- :mod:`.cleaner`     Kafka's log cleaner for one compacted log (offset map, recopy, crash-safe swap)
+- :mod:`.cleaner_thread`  the background thread choosing the dirtiest compacted log, throttled
 """
