@@ -72,7 +72,12 @@ def register(app: typer.Typer) -> None:
         retention_check_interval_ms: Annotated[int | None, _opt("retention_check_interval_ms")] = None,
         flush_check_interval_ms: Annotated[int | None, _opt("flush_check_interval_ms")] = None,
         checkpoint_interval_ms: Annotated[int | None, _opt("checkpoint_interval_ms")] = None,
-        log_cleaner_enable: Annotated[bool | None, _opt("log_cleaner_enable")] = None,
+        log_cleaner_enable: Annotated[
+            bool | None,
+            typer.Option(
+                "--log-cleaner-enable/--no-log-cleaner-enable", help=_HELP["log_cleaner_enable"], show_default=False
+            ),
+        ] = None,
         log_cleaner_io_max_bytes_per_second: Annotated[int | None, _opt("log_cleaner_io_max_bytes_per_second")] = None,
         log_cleaner_backoff_ms: Annotated[int | None, _opt("log_cleaner_backoff_ms")] = None,
         shutdown_timeout_ms: Annotated[int | None, _opt("shutdown_timeout_ms")] = None,

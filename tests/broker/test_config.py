@@ -70,6 +70,25 @@ def test_env_values_are_parsed(tmp_path: Path) -> None:
     assert config.url() == "http://broker-7.example:9000"
 
 
+def test_log_cleaner_and_offsets_retention_settings(tmp_path: Path) -> None:
+    defaults = load_config({"data_dir": tmp_path}, {}, None)
+    assert defaults.log_cleaner_enable is True
+    assert defaults.log_cleaner_io_max_bytes_per_second == 0  # unlimited, as Kafka's default
+    assert (defaults.offsets_retention_minutes, defaults.offsets_retention_check_interval_ms) == (10_080, 600_000)
+    env = {
+        "GAFKA_DATA_DIR": str(tmp_path),
+        "GAFKA_LOG_CLEANER_ENABLE": "false",
+        "GAFKA_LOG_CLEANER_IO_MAX_BYTES_PER_SECOND": "10_000_000",
+        "GAFKA_LOG_CLEANER_BACKOFF_MS": "250",
+        "GAFKA_OFFSETS_RETENTION_MINUTES": "60",
+    }
+    config = load_config({}, env, None)
+    assert config.log_cleaner_enable is False
+    assert config.log_cleaner_io_max_bytes_per_second == 10_000_000
+    assert config.log_cleaner_backoff_ms == 250
+    assert config.offsets_retention_minutes == 60
+
+
 @pytest.mark.parametrize(
     ("flags", "env", "message"),
     [
