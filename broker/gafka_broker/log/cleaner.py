@@ -318,7 +318,9 @@ class LogCleaning:
         max_map_entries: int = DEFAULT_MAX_MAP_ENTRIES,
         should_stop: Callable[[], bool] = lambda: False,
         swap_step: Callable[[str], None] | None = None,
+        on_io: Callable[[int, int], None] | None = None,
     ) -> None:
+        """``on_io(read, written)`` is told of every chunk as it is read or written (live metrics)."""
         self.log = log
         self.cleaning = cleaning
         self.now_ms = now_ms
@@ -327,6 +329,7 @@ class LogCleaning:
         self.map = OffsetMap(max_map_entries)
         self.should_stop = should_stop
         self.swap_step = swap_step
+        self.on_io = on_io
         self.stats = CleanerStats()
         self.transactions = TransactionRetention(())
         self.delete_retention_ms = log.config.delete_retention_ms
@@ -381,7 +384,7 @@ class LogCleaning:
                         self.stats.map_records += header.records_count
                     if header.last_offset >= start:
                         self.map.latest_offset = max(self.map.latest_offset, min(header.last_offset, end - 1))
-                self.stats.bytes_read += len(data)
+                self._count(read=len(data))
         finally:
             reader.close()
         return False
@@ -439,10 +442,10 @@ class LogCleaning:
                         if retained is not None:
                             kept.append((len(out), parse_header(retained)))
                             out += retained
-                    self.stats.bytes_read += len(data)
+                    self._count(read=len(data))
                     if out:
                         cleaned.append(out, kept)
-                        self.stats.bytes_written += len(out)
+                        self._count(written=len(out))
                         self.throttle.maybe_throttle(len(out))
             cleaned.seal()
             cleaned.flush()
@@ -515,6 +518,12 @@ class LogCleaning:
             return True
         horizon = header.delete_horizon_ms
         return horizon is None or self.now_ms < horizon
+
+    def _count(self, *, read: int = 0, written: int = 0) -> None:
+        self.stats.bytes_read += read
+        self.stats.bytes_written += written
+        if self.on_io is not None:
+            self.on_io(read, written)
 
     def _check_stop(self) -> None:
         if self.should_stop():

@@ -157,6 +157,14 @@ class LogCleaner:
         *,
         swap_step: Callable[[str], None] | None = None,
     ) -> CleanResult | None:
+        labels = (key[0], str(key[1]))
+        bytes_read = metrics.CLEANER_BYTES_READ.labels(*labels)
+        bytes_written = metrics.CLEANER_BYTES_WRITTEN.labels(*labels)
+
+        def on_io(read: int, written: int) -> None:
+            bytes_read.inc(read)
+            bytes_written.inc(written)
+
         job = LogCleaning(
             log,
             cleaning,
@@ -166,8 +174,8 @@ class LogCleaner:
             max_map_entries=self.max_map_entries,
             should_stop=self._stop.is_set,
             swap_step=swap_step,
+            on_io=on_io,
         )
-        labels = (key[0], str(key[1]))
         try:
             first_dirty = job.run()
         except CleaningAbortedError as exc:
@@ -175,8 +183,6 @@ class LogCleaner:
             metrics.CLEANER_RUNS.labels("aborted").inc()
             return None
         finally:
-            metrics.CLEANER_BYTES_READ.labels(*labels).inc(job.stats.bytes_read)
-            metrics.CLEANER_BYTES_WRITTEN.labels(*labels).inc(job.stats.bytes_written)
             metrics.CLEANER_SECONDS.labels(*labels).inc(job.stats.seconds)
         self.manager.set_cleaner_offset(key, first_dirty)
         metrics.CLEANER_RUNS.labels("cleaned").inc()
