@@ -41,13 +41,14 @@ def _free_port() -> int:
 class Broker:
     """A ``gafka broker`` child process."""
 
-    def __init__(self, data_dir: Path) -> None:
+    def __init__(self, data_dir: Path, *args: str) -> None:
+        """``args``: more ``gafka broker`` flags."""
         self.port = _free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.process = subprocess.Popen(
             [
                 *(sys.executable, "-m", "gafka.cli.main", "broker"),
-                *("--data-dir", str(data_dir), "--listen", f"127.0.0.1:{self.port}"),
+                *("--data-dir", str(data_dir), "--listen", f"127.0.0.1:{self.port}", *args),
             ],
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,

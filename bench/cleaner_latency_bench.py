@@ -14,43 +14,18 @@ import asyncio
 import os
 import platform
 import shutil
-import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 from typing import Any
 
 import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from broker_bench import BATCH_MEDIA_TYPE, _e2e, _free_port, create_topic
+from broker_bench import BATCH_MEDIA_TYPE, Broker, _e2e, create_topic
 from gafka.protocol.record_batch import NewRecord, encode_batch
 
 MB = 1024 * 1024
-
-
-def start_broker(data_dir: Path, *args: str) -> tuple[subprocess.Popen[bytes], str]:
-    port = _free_port()
-    url = f"http://127.0.0.1:{port}"
-    process = subprocess.Popen(
-        [
-            *(sys.executable, "-m", "gafka.cli.main", "broker", "--data-dir", str(data_dir)),
-            *("--listen", f"127.0.0.1:{port}", "--log-cleaner-backoff-ms", "100", *args),
-        ],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    deadline = time.monotonic() + 60
-    while True:
-        try:
-            if httpx.get(f"{url}/readyz", timeout=1).status_code == 200:
-                return process, url
-        except httpx.HTTPError:
-            pass
-        if time.monotonic() > deadline or process.poll() is not None:
-            raise RuntimeError("broker did not become ready")
-        time.sleep(0.1)
 
 
 def fill(url: str, total_mb: int) -> None:
@@ -88,7 +63,8 @@ def cleaned_bytes(url: str) -> float:
 
 def run(case: str, args: list[str], total_mb: int, seconds: int) -> dict[str, Any]:
     data_dir = Path(tempfile.mkdtemp(prefix=".gafka-cleaner-latency-", dir=Path.cwd()))
-    process, url = start_broker(data_dir, *args)
+    broker = Broker(data_dir, "--log-cleaner-backoff-ms", "100", *args)
+    url = broker.url
     try:
         fill(url, total_mb)
         before = cleaned_bytes(url)
@@ -96,8 +72,7 @@ def run(case: str, args: list[str], total_mb: int, seconds: int) -> dict[str, An
         result["cleaner_read_mb_during"] = (cleaned_bytes(url) - before) / MB
         return result
     finally:
-        process.terminate()
-        process.wait(30)
+        broker.stop()
         shutil.rmtree(data_dir, ignore_errors=True)
 
 
