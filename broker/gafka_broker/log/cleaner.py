@@ -59,8 +59,9 @@ from gafka_broker.topic_config import TopicConfig
 logger = logging.getLogger(__name__)
 
 _READ_CHUNK = 1024 * 1024
-DEFAULT_MAX_MAP_ENTRIES = 4_000_000
-"""Keys one cleaning maps at most (Kafka's dedupe buffer); a larger dirty section is cleaned in steps."""
+DEFAULT_MAX_MAP_ENTRIES = 1_000_000
+"""Keys one cleaning maps at most, like Kafka's dedupe buffer (128 MiB by default): a million short keys
+take about 120 MB in a Python dict. A dirty section with more keys is cleaned in several steps."""
 
 
 class CleaningAbortedError(Exception):
