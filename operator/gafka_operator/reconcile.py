@@ -362,7 +362,10 @@ class ClusterReconciler:
             "app.kubernetes.io/managed-by": "gafka-operator",
             "gafka.dev/cluster": ref.name,
         }
-        settings = ControllerSettings(broker_session_timeout_ms=int(spec.setting("broker_session_timeout_ms")))
+        settings = ControllerSettings(
+            broker_session_timeout_ms=int(spec.setting("broker_session_timeout_ms")),
+            leader_imbalance_check_interval_ms=int(spec.setting("leader_imbalance_check_interval_ms")),
+        )
         owner = manifests.owner_reference(ref) if spec.storage.delete_claim else None
         try:
             hosted = await self.host.ensure(
