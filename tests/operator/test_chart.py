@@ -37,6 +37,10 @@ VALUE_SETS: dict[str, list[str]] = {
         "--set",
         "metrics.podMonitor.enabled=true",
         "--set",
+        "metrics.prometheusRule.enabled=true",
+        "--set",
+        "metrics.grafanaDashboards.enabled=true",
+        "--set",
         "clusterDomain=cluster.local",
         "--set",
         "operator.logLevel=debug",
@@ -282,3 +286,20 @@ def test_monitor_labels_match_the_brokers() -> None:
     template = (CHART / "templates" / "podmonitor.yaml").read_text()
     for key in ("app.kubernetes.io/name", "app.kubernetes.io/component", "app.kubernetes.io/managed-by"):
         assert f"{key}: {common_labels('x')[key]}" in template
+
+
+def test_monitoring_is_off_by_default_and_renders_the_files_as_they_are(helm: str) -> None:
+    """The PrometheusRule is the rule file promtool tests; each dashboard ConfigMap carries the sidecar's label
+    and the dashboard JSON unchanged."""
+    assert not _by_kind(_template(helm), "PrometheusRule")
+    assert not [doc for doc in _by_kind(_template(helm), "ConfigMap") if doc["metadata"]["name"].endswith("-dashboard")]
+    docs = _template(helm, *VALUE_SETS["everything"])
+    (rule,) = _by_kind(docs, "PrometheusRule")
+    assert rule["spec"] == yaml.safe_load((CHART / "rules" / "gafka.rules.yaml").read_text())
+    dashboards = [doc for doc in _by_kind(docs, "ConfigMap") if doc["metadata"]["name"].endswith("-dashboard")]
+    files = sorted((CHART / "dashboards").glob("*.json"))
+    assert len(dashboards) == len(files) == 5
+    for doc in dashboards:
+        assert doc["metadata"]["labels"]["grafana_dashboard"] == "1"
+        ((name, text),) = doc["data"].items()
+        assert json.loads(text) == json.loads((CHART / "dashboards" / name).read_text())
