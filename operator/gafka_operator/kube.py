@@ -48,6 +48,7 @@ KINDS: Mapping[str, tuple[str, str]] = {
     "PersistentVolume": ("v1", "persistentvolumes"),
     "StorageClass": ("storage.k8s.io/v1", "storageclasses"),
     "StatefulSet": ("apps/v1", "statefulsets"),
+    "Deployment": ("apps/v1", "deployments"),
     "PodDisruptionBudget": ("policy/v1", "poddisruptionbudgets"),
     "HorizontalPodAutoscaler": ("autoscaling/v2", "horizontalpodautoscalers"),
     "Lease": ("coordination.k8s.io/v1", "leases"),

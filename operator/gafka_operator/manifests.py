@@ -33,6 +33,7 @@ from gafka_operator.spec import ClusterSpec
 __all__ = [
     "BROKER_CONTAINER",
     "CONFIG_HASH_ANNOTATION",
+    "CONSOLE_KINDS",
     "DATA_DIR",
     "RACK_ANNOTATION",
     "ClusterRef",
@@ -48,6 +49,9 @@ __all__ = [
     "config_hash",
     "config_map",
     "config_map_name",
+    "console_deployment",
+    "console_name",
+    "console_service",
     "controller_url",
     "desired_vs_actual",
     "headless_service",
@@ -150,6 +154,11 @@ def client_service_name(name: str) -> str:
 
 def service_account_name(name: str) -> str:
     return f"{name}-broker"
+
+
+def console_name(name: str) -> str:
+    """The console's Deployment and Service."""
+    return f"{name}-console"
 
 
 def pod_name(name: str, broker_id: int) -> str:
@@ -537,11 +546,75 @@ def stateful_set(
     }
 
 
+CONSOLE_PORT = 8080
+CONSOLE_CONTAINER = "console"
+
+
+def console_labels(name: str) -> dict[str, str]:
+    """The console's own component label: broker selectors (Services, PodMonitor, PDB) never pick it."""
+    return {**common_labels(name), _COMPONENT_LABEL: "console"}
+
+
+def console_deployment(ref: ClusterRef, spec: ClusterSpec, platform: Platform) -> dict[str, Any]:
+    """``gafka console`` in the broker image, pointed at the client Service: stateless, one replica."""
+    labels = console_labels(ref.name)
+    selector = {_NAME_LABEL: "gafka", _INSTANCE_LABEL: ref.name, _COMPONENT_LABEL: "console"}
+    container: dict[str, Any] = {
+        "name": CONSOLE_CONTAINER,
+        "image": spec.image or platform.default_image,
+        "command": ["gafka", "console", "--bootstrap", bootstrap_url(ref, spec, platform)],
+        "args": ["--listen", f"0.0.0.0:{CONSOLE_PORT}"],
+        "ports": [{"name": "console", "containerPort": CONSOLE_PORT, "protocol": "TCP"}],
+        "readinessProbe": {"httpGet": {"path": "/healthz", "port": "console"}, "periodSeconds": 10},
+        "livenessProbe": {"httpGet": {"path": "/healthz", "port": "console"}, "periodSeconds": 20},
+        "resources": {"requests": {"cpu": "50m", "memory": "96Mi"}, "limits": {"memory": "256Mi"}},
+        "securityContext": _container_security(),
+        "volumeMounts": [{"name": "tmp", "mountPath": "/tmp"}],
+    }
+    if spec.image_pull_policy:
+        container["imagePullPolicy"] = spec.image_pull_policy
+    return {
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "metadata": {**_metadata(console_name(ref.name), ref), "labels": labels},
+        "spec": {
+            "replicas": 1,
+            "selector": {"matchLabels": selector},
+            "template": {
+                "metadata": {"labels": labels},
+                "spec": {
+                    "automountServiceAccountToken": False,
+                    "securityContext": {"runAsNonRoot": True, "seccompProfile": {"type": "RuntimeDefault"}},
+                    "containers": [container],
+                    "volumes": [{"name": "tmp", "emptyDir": {}}],
+                },
+            },
+        },
+    }
+
+
+def console_service(ref: ClusterRef, spec: ClusterSpec) -> dict[str, Any]:
+    return {
+        "apiVersion": "v1",
+        "kind": "Service",
+        "metadata": {**_metadata(console_name(ref.name), ref), "labels": console_labels(ref.name)},
+        "spec": {
+            "type": spec.console.service_type,
+            "selector": {_NAME_LABEL: "gafka", _INSTANCE_LABEL: ref.name, _COMPONENT_LABEL: "console"},
+            "ports": [{"name": "console", "port": CONSOLE_PORT, "targetPort": "console", "protocol": "TCP"}],
+        },
+    }
+
+
+CONSOLE_KINDS = ("Deployment", "Service")
+"""What spec.console.enabled adds (named :func:`console_name`); removed again when it is turned off."""
+
+
 def build_all(
     ref: ClusterRef, spec: ClusterSpec, platform: Platform, *, replicas: int | None = None
 ) -> list[dict[str, Any]]:
     """Every object of the cluster, in the order to create them (the StatefulSet after what its pods mount)."""
-    return [
+    objects = [
         service_account(ref),
         config_map(ref, spec, platform),
         headless_service(ref, spec),
@@ -549,3 +622,6 @@ def build_all(
         stateful_set(ref, spec, platform, replicas=replicas),
         pod_disruption_budget(ref),
     ]
+    if spec.console.enabled:
+        objects += [console_deployment(ref, spec, platform), console_service(ref, spec)]
+    return objects

@@ -451,11 +451,24 @@ class ClusterReconciler:
                 )  # fmt: skip
                 continue
             self._act(body, result, "Updated", f"updated {kind} {name} ({paths})", "update", record=f"{kind}Updated")
+        if not spec.console.enabled:
+            self._remove_console(body, ref, result)
         if immutable:
             problems.insert(
                 0, ("ImmutableFieldChanged", "cannot change in place (left as is): " + "; ".join(immutable))
             )
         return problems
+
+    def _remove_console(self, body: Mapping[str, Any], ref: manifests.ClusterRef, result: PassResult) -> None:
+        """spec.console turned off: its Deployment and Service go (only those this cluster owns)."""
+        name = manifests.console_name(ref.name)
+        for kind in manifests.CONSOLE_KINDS:
+            live = self.api.get(ObjectRef(kind, ref.namespace, name))
+            owners = (live or {}).get("metadata", {}).get("ownerReferences") or []
+            if not any(owner.get("uid") == ref.uid for owner in owners):
+                continue
+            if self.api.delete(ObjectRef(kind, ref.namespace, name)):
+                self._act(body, result, "Deleted", f"deleted {kind} {name} (console disabled)", "delete")
 
     def _grow_volumes(
         self,

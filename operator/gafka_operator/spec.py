@@ -131,6 +131,14 @@ class AutoscalingSpec:
 
 
 @dataclass(frozen=True, slots=True)
+class ConsoleSpec:
+    """spec.console: the web console beside the brokers (off unless enabled)."""
+
+    enabled: bool = False
+    service_type: str = "ClusterIP"
+
+
+@dataclass(frozen=True, slots=True)
 class ClusterSpec:
     """A GafkaCluster's spec with every default filled in."""
 
@@ -145,6 +153,7 @@ class ClusterSpec:
     listeners: ListenersSpec = field(default_factory=ListenersSpec)
     pod_template: Mapping[str, Any] = field(default_factory=lambda: MappingProxyType({}))
     autoscaling: AutoscalingSpec = field(default_factory=AutoscalingSpec)
+    console: ConsoleSpec = field(default_factory=ConsoleSpec)
 
     @classmethod
     def from_mapping(cls, spec: Mapping[str, Any] | None) -> ClusterSpec:
@@ -154,6 +163,7 @@ class ClusterSpec:
         listeners = _mapping(raw.get("listeners"), "spec.listeners")
         autoscaling = _mapping(raw.get("autoscaling"), "spec.autoscaling")
         rack = _mapping(raw.get("rack"), "spec.rack")
+        console = _mapping(raw.get("console"), "spec.console")
         defaults, storage_defaults, listener_defaults = cls(), StorageSpec(), ListenersSpec()
         scaling_defaults = AutoscalingSpec()
         scaling = AutoscalingSpec(
@@ -209,6 +219,10 @@ class ClusterSpec:
             ),
             pod_template=MappingProxyType(dict(_mapping(raw.get("podTemplate"), "spec.podTemplate"))),
             autoscaling=scaling,
+            console=ConsoleSpec(
+                enabled=bool(console.get("enabled", False)),
+                service_type=_str(console.get("serviceType", "ClusterIP"), "spec.console.serviceType", SERVICE_TYPES),
+            ),
         )
 
     def setting(self, name: str) -> Any:

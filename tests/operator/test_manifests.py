@@ -29,6 +29,7 @@ from gafka_operator.manifests import (
     broker_url,
     build_all,
     cluster_id,
+    console_name,
     label_selector,
     pvc_name,
     selector_labels,
@@ -766,3 +767,38 @@ def test_quantities(text: str, value: str) -> None:
 def test_bad_quantity() -> None:
     with pytest.raises(ValueError):
         parse_quantity("lots")
+
+
+# ------------------------------------------------------------------------------------------------ the console
+
+
+def test_console_is_off_by_default_and_adds_a_deployment_and_service_when_enabled() -> None:
+    assert ClusterSpec.from_mapping(_cluster()["spec"]).console.enabled is False
+    assert [o["kind"] for o in build_all(REF, ClusterSpec.from_mapping(_cluster()["spec"]), PLATFORM)].count(
+        "Deployment"
+    ) == 0
+    spec = ClusterSpec.from_mapping(_cluster({"console": {"enabled": True, "serviceType": "NodePort"}})["spec"])
+    objects = {(o["kind"], o["metadata"]["name"]): o for o in build_all(REF, spec, PLATFORM)}
+    deployment = objects[("Deployment", console_name(REF.name))]
+    service = objects[("Service", console_name(REF.name))]
+    (container,) = deployment["spec"]["template"]["spec"]["containers"]
+    assert container["command"] == ["gafka", "console", "--bootstrap", bootstrap_url(REF, spec, PLATFORM)]
+    assert container["args"] == ["--listen", "0.0.0.0:8080"]
+    assert container["image"] == PLATFORM.default_image
+    assert container["securityContext"]["readOnlyRootFilesystem"] is True
+    pod_labels = deployment["spec"]["template"]["metadata"]["labels"]
+    selector = deployment["spec"]["selector"]["matchLabels"]
+    assert selector.items() <= pod_labels.items() and service["spec"]["selector"] == selector
+    # the brokers' selectors (client Service, PodMonitor, PDB, StatefulSet) never pick the console's pod
+    assert not selector_labels(REF.name).items() <= pod_labels.items()
+    assert service["spec"]["type"] == "NodePort"
+    assert service["spec"]["ports"][0]["targetPort"] == "console"
+    assert deployment["metadata"]["ownerReferences"][0]["uid"] == REF.uid
+
+
+def test_console_spec_is_validated() -> None:
+    errors = validate(CLUSTER_SCHEMA, _cluster({"console": {"enabled": True, "serviceType": "ExternalName"}}))
+    assert any("is not one of" in error for error in errors), errors
+    assert _cluster({"console": {}})["spec"]["console"] == {"enabled": False, "serviceType": "ClusterIP"}
+    with pytest.raises(SpecError, match=r"spec.console.serviceType"):
+        ClusterSpec.from_mapping({"console": {"serviceType": "Nowhere"}})
