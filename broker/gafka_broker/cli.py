@@ -192,7 +192,10 @@ def register(app: typer.Typer) -> None:
     @app.command("console")
     def console(
         bootstrap: Annotated[
-            str, typer.Option("--bootstrap", help="Broker URL(s) of the cluster, comma-separated.")
+            str,
+            typer.Option(
+                "--bootstrap", "-b", envvar="GAFKA_BOOTSTRAP", help="Broker URL(s) of the cluster, comma-separated."
+            ),
         ] = "http://127.0.0.1:9092",
         listen: Annotated[str, typer.Option("--listen", help="HOST:PORT to serve on (port 0: any free port).")] = (
             "127.0.0.1:8080"
