@@ -80,9 +80,20 @@ def _load(cluster: Cluster) -> Iterator[None]:
     stop = threading.Event()
     errors: list[BaseException] = []
 
+    def join(http: httpx.Client) -> tuple[str, int]:
+        """A member of group "loaders" (the first group write creates __consumer_offsets: retried meanwhile)."""
+        deadline = time.monotonic() + 60
+        while True:
+            joined = http.post("/v1/groups/loaders/heartbeat", json={"member_epoch": 0, "topics": ["load"]})
+            if joined.status_code == 200:
+                return joined.json()["member_id"], joined.json()["member_epoch"]
+            assert time.monotonic() < deadline, joined.text
+            time.sleep(0.2)
+
     def run() -> None:
         try:
             clients = [httpx.Client(base_url=cluster.url(b), timeout=10) for b in cluster.brokers]
+            member, epoch = join(clients[0])
             n = 0
             while not stop.is_set():
                 http = clients[n % len(clients)]
@@ -91,9 +102,12 @@ def _load(cluster: Cluster) -> Iterator[None]:
                 for partition in range(3):
                     http.get(f"/v1/topics/load/partitions/{partition}/records", params={"offset": 0, "max_wait_ms": 0})
                 http.get("/v1/topics/missing")  # an error for the errors panel
-                if n % 5 == 0:
+                if n % 5 == 0:  # the member heartbeats and commits a little behind what was produced
+                    beat = http.post("/v1/groups/loaders/heartbeat", json={"member_id": member, "member_epoch": epoch})
+                    epoch = beat.json().get("member_epoch", epoch)
                     offsets = [{"topic": "load", "partition": p, "offset": n} for p in range(3)]
-                    http.post("/v1/groups/loaders/offsets", json={"offsets": offsets})
+                    body = {"member_id": member, "member_epoch": epoch, "offsets": offsets}
+                    http.post("/v1/groups/loaders/offsets", json=body)
                 n += 1
                 stop.wait(0.05)
             for client in clients:
