@@ -181,6 +181,7 @@ def test_every_page_of_the_console_against_a_three_broker_cluster(
     find(driver, "#config-form button[type=submit]").click()
     wait_for(driver, lambda: "Saved retention.ms" in find(driver, "#topic-status").text, "config saved")
     assert api.get("/v1/topics/orders").json()["config_overrides"]["retention.ms"] == "86400000"
+    driver.execute_script("window.scrollTo(0, 0)")  # the partitions, not the configs form just submitted
     driver.save_screenshot(str(screenshots / "topic.png"))
 
     open_page(driver, console, "/topics/payments")
