@@ -218,6 +218,7 @@ def test_rbac_is_least_privilege(helm: str) -> None:
         ("gafka.dev", "gafkaclusters/finalizers"): {"update"},
         ("gafka.dev", "gafkatopics/finalizers"): {"update"},
         ("apps", "statefulsets"): MANAGED,
+        ("apps", "deployments"): MANAGED,  # the web console (spec.console)
         ("", "services"): MANAGED,
         ("", "configmaps"): MANAGED,
         ("", "serviceaccounts"): MANAGED,
