@@ -5,8 +5,9 @@ Run: ``python bench/kafka_side_by_side.py [--rounds 2] [--records 300000] [--con
 Kafka's jars (the broker, ``kafka_2.13``, and its tools) come from Maven Central through
 ``scripts/kafka-tools --server`` into ``~/.cache/gafka``. Both systems run three combined nodes on
 loopback, up at the same time: Kafka in KRaft mode (each node broker and controller, 512 MB heap),
-gafka as a ``gafka controller`` and three brokers with default settings. Every workload runs on Kafka, then
-on gafka, ``--rounds`` times; the table shows medians and gafka / Kafka.
+gafka as a ``gafka controller`` and three brokers with default settings (Kafka's liveness timings too:
+heartbeat 2 s, session 9 s, replica lag 30 s, so a loaded machine does not move leaderships mid-run).
+Every workload runs on Kafka, then on gafka, ``--rounds`` times; the table shows medians and gafka / Kafka.
 
 - RF 3, ``min.insync.replicas=2``, 6 partitions, acks=all, 1 KB records: Kafka's ``ProducerPerformance``
   against ``gafka bench produce`` (linger 5 ms, 1 MB batches, each in its own process);
@@ -46,7 +47,7 @@ from typing import Any
 import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from replication_bench import BROKERS, DEV, LocalCluster, bench_wrk, cpu_model, local_cluster, wait_for, wrk
+from replication_bench import BROKERS, KAFKA_DEFAULTS, LocalCluster, bench_wrk, cpu_model, local_cluster, wait_for, wrk
 
 ROOT = Path(__file__).resolve().parents[1]
 RECORD = 1024
@@ -231,7 +232,7 @@ def gafka_cli(cluster: LocalCluster, *args: str) -> dict[str, Any]:
         text=True,
         timeout=900,
     )
-    if done.returncode != 0:
+    if done.returncode != 0 and not done.stdout.lstrip().startswith("{"):  # (exit 1 with a result: errors)
         raise RuntimeError(f"gafka bench {' '.join(args)} failed:\n{done.stdout}\n{done.stderr}")
     result: dict[str, Any] = json.loads(done.stdout[done.stdout.index("{") :])
     return result
@@ -242,9 +243,14 @@ def gafka_produce(cluster: LocalCluster, topic: str, records: int, acks: str) ->
         cluster, "produce", topic, "-n", str(records), "--acks", acks, "--batch-size", "1048576", "--linger-ms", "5"
     )
     if result.get("errors"):
-        raise RuntimeError(f"gafka bench produce: {result['errors']} errors, first {result.get('first_error')}")
+        print(f"gafka bench produce: {result['errors']} errors, first {result.get('first_error')}", file=sys.stderr)
     latency = result["latency_ms"]
-    return {"msg_per_s": float(result["msg_per_s"]), "p50_ms": float(latency["p50"]), "p99_ms": float(latency["p99"])}
+    return {
+        "msg_per_s": float(result["msg_per_s"]),
+        "p50_ms": float(latency["p50"]),
+        "p99_ms": float(latency["p99"]),
+        "errors": float(result.get("errors", 0)),
+    }
 
 
 def gafka_consume(cluster: LocalCluster, topic: str, records: int) -> dict[str, float]:
@@ -288,7 +294,13 @@ def with_cpu(pids: list[int], records: int, run: Callable[[], dict[str, float]])
     return result
 
 
-UNITS = (("msg_per_s", "msg/s"), ("p50_ms", " ms p50"), ("p99_ms", " ms p99"), ("broker_cpu_s_per_gb", " CPU-s/GB"))
+UNITS = (
+    ("msg_per_s", "msg/s"),
+    ("p50_ms", " ms p50"),
+    ("p99_ms", " ms p99"),
+    ("broker_cpu_s_per_gb", " CPU-s/GB"),
+    ("errors", " failed records"),
+)
 
 
 def median_of(runs: list[dict[str, float]]) -> dict[str, float]:
@@ -319,7 +331,7 @@ def main() -> None:
         rows.setdefault(row, {}).setdefault(system, []).append(result)
         print(f"{row} [{system}]: {result}", file=sys.stderr)
 
-    with kafka_cluster(libs) as kafka, local_cluster(DEV) as gafka:
+    with kafka_cluster(libs) as kafka, local_cluster(KAFKA_DEFAULTS) as gafka:
         gafka_pids = [gafka.processes[b].pid for b in BROKERS]
         durable = {"min.insync.replicas": "2"}
         kafka.create_topic("rf3", 6, 3, durable)

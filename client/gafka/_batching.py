@@ -24,6 +24,7 @@ from gafka.protocol.compression import Compression, compress
 from gafka.records import RecordMetadata
 
 __all__ = [
+    "MAX_BATCHES_PER_REQUEST",
     "ProducerBatch",
     "RecordAccumulator",
     "RecordFuture",
@@ -40,6 +41,8 @@ _CRC = struct.Struct(">I")
 _BATCH_OVERHEAD = 61
 _RECORD_OVERHEAD = 24
 """Upper bound of the per-record bytes besides key, value and headers (length, attributes, deltas, lengths)."""
+MAX_BATCHES_PER_REQUEST = 5
+"""Batches of one partition in one produce request: the broker's duplicate window (see ``drain``)."""
 _HEADERLESS = b"\x00"
 _NULL = b"\x01"
 
@@ -483,8 +486,16 @@ class RecordAccumulator:
                     wait = due if wait is None else min(wait, due)
         return ready, wait
 
-    def drain(self, tp: tuple[str, int], max_bytes: int, max_records: int) -> list[ProducerBatch]:
-        """Take batches off the front of ``tp``'s queue, up to one request's worth (at least one)."""
+    def drain(
+        self, tp: tuple[str, int], max_bytes: int, max_records: int, max_batches: int = MAX_BATCHES_PER_REQUEST
+    ) -> list[ProducerBatch]:
+        """Take batches off the front of ``tp``'s queue, up to one request's worth (at least one).
+
+        At most ``max_batches``: a broker recognises a retried batch as a duplicate only among the last
+        five batches of a producer (Kafka's ``NUM_BATCHES_TO_RETAIN``); a request of more, written by a
+        leader that then lost leadership, would be retried one batch at a time and the first retry would
+        fall outside that window (``OUT_OF_ORDER_SEQUENCE_NUMBER`` instead of its original offsets).
+        """
         taken: list[ProducerBatch] = []
         size = 0
         records = 0
@@ -492,7 +503,9 @@ class RecordAccumulator:
             queue = self.queues.get(tp)
             while queue:
                 batch = queue[0]
-                if taken and (size + batch.size > max_bytes or records + batch.count > max_records):
+                if taken and (
+                    size + batch.size > max_bytes or records + batch.count > max_records or len(taken) >= max_batches
+                ):
                     break
                 if taken and (taken[0].attempts or batch.attempts):
                     break  # a retry goes alone: the broker refuses requests mixing written and new batches

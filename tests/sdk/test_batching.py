@@ -11,10 +11,11 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from gafka._batching import RecordAccumulator, StickyPartitioner, resolve_sync
+from gafka._batching import MAX_BATCHES_PER_REQUEST, RecordAccumulator, StickyPartitioner, resolve_sync
 from gafka.errors import BufferFullError
 from gafka.protocol.compression import Compression
 from gafka.protocol.record_batch import NewRecord, decode_batch, encode_batch, validate_batch
+from gafka_broker.replication.producer_state import NUM_BATCHES_TO_RETAIN
 
 records = st.lists(
     st.tuples(
@@ -70,6 +71,18 @@ def test_batch_size_closes_batches_and_drain_respects_request_limits() -> None:
     assert len(first) == 1  # a second batch would exceed max_bytes
     rest = acc.drain(("t", 0), 1 << 30, 1 << 30)
     assert sum(b.count for b in first + rest) == 30
+
+
+def test_a_request_holds_at_most_the_brokers_duplicate_window_of_batches() -> None:
+    """A retried request goes one batch at a time; each must still be among the broker's last five."""
+    acc = accumulator(batch_size=200)
+    for _ in range(12):
+        acc.append("t", 0, None, b"x" * 150, None, 1)
+    sizes = []
+    while acc.queues[("t", 0)]:
+        sizes.append(len(acc.drain(("t", 0), 1 << 30, 1 << 30)))
+    assert sizes == [MAX_BATCHES_PER_REQUEST, MAX_BATCHES_PER_REQUEST, 2] and MAX_BATCHES_PER_REQUEST == 5
+    assert MAX_BATCHES_PER_REQUEST == NUM_BATCHES_TO_RETAIN
 
 
 def test_ready_waits_for_linger_unless_full_or_flushing() -> None:
