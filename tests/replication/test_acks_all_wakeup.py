@@ -2,7 +2,8 @@
 
 A follower fetches every partition it follows from one leader in one request, which the leader parks while
 none of them has new data. The brokers here wait 60 s for data (``--replica-fetch-wait-max-ms``), longer than
-the produce's own 5 s timeout: an ``acks=all`` produce can only succeed if its append ends the followers'
+the produce's own 20 s timeout (and followers stay in the ISR for 30 s, so a loaded machine does not
+shrink it): an ``acks=all`` produce can only succeed if its append ends the followers'
 parked fetches at once, whichever of the leader's partitions it went to. With six partitions on three
 brokers each follower fetches two partitions from each leader, the case that used to wait out the timer.
 """
@@ -28,7 +29,7 @@ def fetch_waits(cluster: Cluster, ended_by: str) -> float:
 
 
 def test_every_acks_all_produce_is_released_by_a_follower_fetch(cluster_factory: Any) -> None:
-    cluster = cluster_factory(3, "--replica-fetch-wait-max-ms", "60000")
+    cluster = cluster_factory(3, "--replica-fetch-wait-max-ms", "60000", "--replica-lag-time-max-ms", "30000")
     cluster.create_topic("wake", partitions=6, replication_factor=3, configs={"min.insync.replicas": "2"})
     woken_before = fetch_waits(cluster, "woken")
     produced = 0
@@ -38,7 +39,7 @@ def test_every_acks_all_produce_is_released_by_a_follower_fetch(cluster_factory:
                 response = http.post(
                     "/v1/topics/wake/records",
                     json={"records": [{"value": f"r{round_}p{partition}", "partition": partition}]},
-                    params={"acks": "all", "timeout_ms": "5000"},
+                    params={"acks": "all", "timeout_ms": "20000"},
                 )
             assert response.status_code == 200, (partition, response.text)
             assert response.json()["offsets"][0]["offset"] == round_
