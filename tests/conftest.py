@@ -37,6 +37,38 @@ _LISTENING = re.compile(r"event=listening url=(\S+)")
 START_TIMEOUT_S = 60.0
 STOP_TIMEOUT_S = 60.0
 
+# -- ``--quick`` (scripts/test --quick): leave out what needs Kubernetes, Kafka's jars or the package index ------
+QUICK_LEAVES_OUT_FOLDERS = ("k8s", "operator_k8s", "e2e", "interop")
+QUICK_LEAVES_OUT_FIXTURES = frozenset({"kube", "kafka_libs", "kafka_tools"})
+QUICK_LEAVES_OUT_MARKS = frozenset({"kafka_tools", "packaging"})
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption(
+        "--quick",
+        action="store_true",
+        help="only the tests that need neither Kubernetes nor Kafka's jars nor the package index",
+    )
+
+
+def needs_more_than_quick(item: pytest.Item) -> bool:
+    """Whether a test needs a Kubernetes control plane, Apache Kafka's jars or the package index."""
+    folder = Path(str(item.fspath)).relative_to(Path(__file__).parent).parts[0]
+    return (
+        folder in QUICK_LEAVES_OUT_FOLDERS
+        or bool(QUICK_LEAVES_OUT_FIXTURES & set(getattr(item, "fixturenames", ())))
+        or any(mark.name in QUICK_LEAVES_OUT_MARKS for mark in item.iter_markers())
+    )
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    if not config.getoption("--quick"):
+        return
+    left_out = [item for item in items if needs_more_than_quick(item)]
+    if left_out:
+        config.hook.pytest_deselected(items=left_out)
+        items[:] = [item for item in items if not needs_more_than_quick(item)]
+
 
 class BrokerProcess:
     """One ``gafka broker`` subprocess over a data directory that outlives restarts."""
