@@ -31,6 +31,8 @@ from typing import Any
 import httpx
 import pytest
 
+from openapi_check import check_response
+
 __all__ = ["BrokerProcess", "broker_factory", "shared_broker", "topic", "unique_topic"]
 
 _LISTENING = re.compile(r"event=listening url=(\S+)")
@@ -150,9 +152,12 @@ class BrokerProcess:
             raise AssertionError(f"broker exited with {code} {when}:\n{self.log_text()}")
 
     def client(self, **kwargs: Any) -> httpx.Client:
-        """An httpx client on this broker (keep-alive; 30 s timeout unless given)."""
+        """An httpx client on this broker (keep-alive; 30 s timeout unless given); every answer is checked
+        against the broker's OpenAPI document (``openapi_check``)."""
         kwargs.setdefault("timeout", 30.0)
-        return httpx.Client(base_url=self.url, **kwargs)
+        hooks = kwargs.pop("event_hooks", {})
+        hooks = {**hooks, "response": [*hooks.get("response", ()), check_response]}
+        return httpx.Client(base_url=self.url, event_hooks=hooks, **kwargs)
 
     def signal(self, sig: int) -> None:
         assert self.process is not None

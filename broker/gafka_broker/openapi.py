@@ -47,6 +47,16 @@ _ACKS = _query(
 _FORMAT = {"type": "string", "enum": ["string", "json", "base64"], "default": "string"}
 _GROUP = _path_param("group", "Group id: 1 to 249 characters of [a-zA-Z0-9._:-].")
 _NULLABLE_INT = {"type": ["integer", "null"]}
+_TOPIC_PARTITIONS_ITEM = {
+    "type": "object",
+    "required": ["topic"],
+    "properties": {
+        "topic": {"type": "string"},
+        "partitions": {"type": ["array", "null"], "items": {"type": "integer", "minimum": 0}},
+    },
+    "additionalProperties": False,
+}
+"""KIP-848's TopicPartitions as a request carries them (what the broker accepts, nothing more)."""
 _TOPIC_PARTITIONS = {
     "type": "array",
     "items": {
@@ -284,7 +294,11 @@ _SCHEMAS: dict[str, Any] = {
             "topics": {"type": ["array", "null"], "items": {"type": "string"}, "description": "Required to join."},
             "instance_id": {"type": ["string", "null"], "description": "Static membership."},
             "rebalance_timeout_ms": _NULLABLE_INT,
-            "owned": {**_TOPIC_PARTITIONS, "type": ["array", "null"], "description": "Partitions still held."},
+            "owned": {
+                "type": ["array", "null"],
+                "items": _TOPIC_PARTITIONS_ITEM,
+                "description": "Partitions still held.",
+            },
             "assignor": {"type": ["string", "null"], "enum": ["uniform", "sticky", "range", None]},
         },
         "additionalProperties": False,
@@ -316,6 +330,7 @@ _SCHEMAS: dict[str, Any] = {
                         "offset": {"type": "integer", "minimum": 0, "description": "The next offset to read."},
                         "metadata": {"type": ["string", "null"], "maxLength": 4096},
                     },
+                    "additionalProperties": False,
                 },
             },
         },
@@ -346,24 +361,25 @@ _SCHEMAS: dict[str, Any] = {
             "to": {
                 "oneOf": [
                     {"type": "string", "enum": ["earliest", "latest"]},
-                    {"type": "object", "properties": {"timestamp": {"type": "integer", "minimum": 0}}},
-                    {"type": "object", "properties": {"offset": {"type": "integer", "minimum": 0}}},
+                    {
+                        "type": "object",
+                        "required": ["timestamp"],
+                        "properties": {"timestamp": {"type": "integer", "minimum": 0}},
+                        "additionalProperties": False,
+                    },
+                    {
+                        "type": "object",
+                        "required": ["offset"],
+                        "properties": {"offset": {"type": "integer", "minimum": 0}},
+                        "additionalProperties": False,
+                    },
                 ]
             },
             "topics": {
-                "type": "array",
-                "items": {
-                    "oneOf": [
-                        {"type": "string"},
-                        {
-                            "type": "object",
-                            "properties": {
-                                "topic": {"type": "string"},
-                                "partitions": {"type": "array", "items": {"type": "integer"}},
-                            },
-                        },
-                    ]
-                },
+                "type": ["array", "null"],
+                "minItems": 1,
+                "items": {"oneOf": [{"type": "string"}, _TOPIC_PARTITIONS_ITEM]},
+                "description": "Null or absent: every partition the group has committed.",
             },
             "dry_run": {
                 "type": "boolean",
@@ -464,6 +480,7 @@ def _paths() -> dict[str, Any]:
                         {"type": "object", "properties": {"topics": {"type": "array", "items": _ref("TopicSummary")}}},
                         "Every topic",
                     ),
+                    "400": _error("INVALID_REQUEST: internal is not true or false"),
                     "503": unavailable,
                 },
             },
@@ -499,7 +516,11 @@ def _paths() -> dict[str, Any]:
             },
             "delete": {
                 "summary": "Delete a topic and its data",
-                "responses": {"204": {"description": "Deleted"}, "404": not_found},
+                "responses": {
+                    "204": {"description": "Deleted"},
+                    "400": _error("INVALID_REQUEST: an internal topic (__consumer_offsets) cannot be deleted"),
+                    "404": not_found,
+                },
             },
         },
         "/v1/topics/{topic}/records": {
@@ -707,7 +728,13 @@ def _replication_paths() -> dict[str, Any]:
         "/v1/replication/fetch": {
             "post": {
                 "summary": "Internal: a follower fetches from the leader (JSON request, framed binary answer)",
-                "responses": {"200": {"description": "application/vnd.gafka.replication.v1, see docs/api.md"}},
+                "responses": {
+                    "200": {"description": "application/vnd.gafka.replication.v1, see docs/api.md"},
+                    "400": {
+                        "description": "INVALID_REQUEST (no body, or a malformed one), as a framed "
+                        "application/vnd.gafka.replication.v1 error"
+                    },
+                },
             }
         },
         "/v1/replication/offsets/{topic}": {
