@@ -452,6 +452,7 @@ def _paths() -> dict[str, Any]:
     partition = "/v1/topics/{topic}/partitions/{partition}"
     not_found = _error("UNKNOWN_TOPIC_OR_PARTITION")
     unavailable = _error("BROKER_NOT_AVAILABLE: still recovering")
+    not_leader = _error("NOT_LEADER_OR_FOLLOWER: another broker leads the partition (leader_id, leader_url)")
     return {
         "/v1/cluster": {
             "get": {
@@ -534,9 +535,14 @@ def _paths() -> dict[str, Any]:
                     "207": _json(_ref("ProduceResponse"), "Some records failed; see their error_code"),
                     "400": _error("INVALID_REQUEST, INVALID_RECORD or INVALID_TIMESTAMP"),
                     "404": not_found,
+                    "409": _error("OUT_OF_ORDER_SEQUENCE_NUMBER or INVALID_PRODUCER_EPOCH, for every record"),
                     "413": _error("RECORD_LIST_TOO_LARGE or MESSAGE_TOO_LARGE"),
                     "415": _error("UNSUPPORTED_MEDIA_TYPE"),
-                    "503": _error("NOT_ENOUGH_REPLICAS or BROKER_NOT_AVAILABLE"),
+                    "421": _error("NOT_LEADER_OR_FOLLOWER: every record's partition moved while it was forwarded"),
+                    "500": _error("KAFKA_STORAGE_ERROR, for every record"),
+                    "502": _error("the leaders every record was forwarded to failed with a code of their own"),
+                    "503": _error("NOT_ENOUGH_REPLICAS, LEADER_NOT_AVAILABLE or BROKER_NOT_AVAILABLE"),
+                    "504": _error("REQUEST_TIMED_OUT: acks=all not reached by the in-sync replicas in time"),
                 },
             },
         },
@@ -556,9 +562,13 @@ def _paths() -> dict[str, Any]:
                     "200": _json(_ref("BatchesResponse"), "Appended"),
                     "400": _error("CORRUPT_MESSAGE, INVALID_RECORD or INVALID_REQUEST"),
                     "404": not_found,
+                    "409": _error("OUT_OF_ORDER_SEQUENCE_NUMBER or INVALID_PRODUCER_EPOCH (idempotent producers)"),
                     "413": _error("MESSAGE_TOO_LARGE or RECORD_LIST_TOO_LARGE"),
                     "415": _error("UNSUPPORTED_MEDIA_TYPE"),
-                    "503": _error("NOT_ENOUGH_REPLICAS or BROKER_NOT_AVAILABLE"),
+                    "421": not_leader,
+                    "500": _error("KAFKA_STORAGE_ERROR"),
+                    "503": _error("NOT_ENOUGH_REPLICAS, LEADER_NOT_AVAILABLE or BROKER_NOT_AVAILABLE"),
+                    "504": _error("REQUEST_TIMED_OUT: acks=all not reached by the in-sync replicas in time"),
                 },
             },
         },
@@ -589,7 +599,9 @@ def _paths() -> dict[str, Any]:
                     "400": _error("INVALID_REQUEST"),
                     "404": not_found,
                     "416": _error("OFFSET_OUT_OF_RANGE, with log_start_offset and high_watermark"),
+                    "421": not_leader,
                     "429": _error("THROTTLING_QUOTA_EXCEEDED: too many parked fetches"),
+                    "503": _error("LEADER_NOT_AVAILABLE or BROKER_NOT_AVAILABLE"),
                 },
             },
         },
@@ -604,6 +616,8 @@ def _paths() -> dict[str, Any]:
                     "200": _json(_ref("Offset"), "The offset"),
                     "400": _error("INVALID_REQUEST"),
                     "404": not_found,
+                    "421": not_leader,
+                    "503": _error("LEADER_NOT_AVAILABLE or BROKER_NOT_AVAILABLE"),
                 },
             },
         },
