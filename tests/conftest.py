@@ -31,11 +31,46 @@ from typing import Any
 import httpx
 import pytest
 
+from openapi_check import check_response
+
 __all__ = ["BrokerProcess", "broker_factory", "shared_broker", "topic", "unique_topic"]
 
 _LISTENING = re.compile(r"event=listening url=(\S+)")
 START_TIMEOUT_S = 60.0
 STOP_TIMEOUT_S = 60.0
+
+# -- ``--quick`` (scripts/test --quick): leave out what needs Kubernetes, Kafka's jars, the package index, a browser
+# or Prometheus (console: Debian's chromium; monitoring: prometheus and promtool built from their Go module) ------
+QUICK_LEAVES_OUT_FOLDERS = ("k8s", "operator_k8s", "e2e", "interop", "console", "monitoring")
+QUICK_LEAVES_OUT_FIXTURES = frozenset({"kube", "kafka_libs", "kafka_tools"})
+QUICK_LEAVES_OUT_MARKS = frozenset({"kafka_tools", "packaging"})
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption(
+        "--quick",
+        action="store_true",
+        help="only the tests that need neither Kubernetes nor Kafka's jars nor the package index",
+    )
+
+
+def needs_more_than_quick(item: pytest.Item) -> bool:
+    """Whether a test needs a Kubernetes control plane, Apache Kafka's jars or the package index."""
+    folder = Path(str(item.fspath)).relative_to(Path(__file__).parent).parts[0]
+    return (
+        folder in QUICK_LEAVES_OUT_FOLDERS
+        or bool(QUICK_LEAVES_OUT_FIXTURES & set(getattr(item, "fixturenames", ())))
+        or any(mark.name in QUICK_LEAVES_OUT_MARKS for mark in item.iter_markers())
+    )
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    if not config.getoption("--quick"):
+        return
+    left_out = [item for item in items if needs_more_than_quick(item)]
+    if left_out:
+        config.hook.pytest_deselected(items=left_out)
+        items[:] = [item for item in items if not needs_more_than_quick(item)]
 
 
 class BrokerProcess:
@@ -118,9 +153,12 @@ class BrokerProcess:
             raise AssertionError(f"broker exited with {code} {when}:\n{self.log_text()}")
 
     def client(self, **kwargs: Any) -> httpx.Client:
-        """An httpx client on this broker (keep-alive; 30 s timeout unless given)."""
+        """An httpx client on this broker (keep-alive; 30 s timeout unless given); every answer is checked
+        against the broker's OpenAPI document (``openapi_check``)."""
         kwargs.setdefault("timeout", 30.0)
-        return httpx.Client(base_url=self.url, **kwargs)
+        hooks = kwargs.pop("event_hooks", {})
+        hooks = {**hooks, "response": [*hooks.get("response", ()), check_response]}
+        return httpx.Client(base_url=self.url, event_hooks=hooks, **kwargs)
 
     def signal(self, sig: int) -> None:
         assert self.process is not None

@@ -33,6 +33,24 @@ def _run(flags: dict[str, Any], config_file: Path | None) -> None:
     raise typer.Exit(code=code)
 
 
+_BROKER_MODULES = ("starlette", "uvicorn", "prometheus_client", "yaml", "httpx")
+
+
+def _require_broker_extra(command: str) -> None:
+    """``gafka broker|controller|dev`` need the broker's packages, which ``pip install gafka`` (the SDK and CLI)
+    leaves out: say how to get them instead of an ImportError."""
+    from importlib.util import find_spec
+
+    missing = [name for name in _BROKER_MODULES if find_spec(name) is None]
+    if missing:
+        typer.echo(
+            f"gafka: `gafka {command}` needs the broker's packages (missing: {', '.join(missing)}); "
+            "install them with: pip install 'gafka[broker]'",
+            err=True,
+        )
+        raise typer.Exit(code=2)
+
+
 def register(app: typer.Typer) -> None:
     """Add the broker's commands to the ``gafka`` CLI."""
 
@@ -93,6 +111,7 @@ def register(app: typer.Typer) -> None:
         ] = None,
     ) -> None:
         """Run one broker (a complete one-node cluster): flags > GAFKA_* environment > YAML file > defaults."""
+        _require_broker_extra("broker")
         flags = {
             "data_dir": data_dir,
             "listen": listen,
@@ -162,6 +181,7 @@ def register(app: typer.Typer) -> None:
         log_level: Annotated[str, typer.Option("--log-level", help="debug, info, warning or error.")] = "info",
     ) -> None:
         """Run the cluster controller on its own (brokers join it with --controller-url)."""
+        _require_broker_extra("controller")
         from gafka_broker.config import parse_listen
         from gafka_broker.controller.server import StandaloneSettings, run
 
@@ -244,6 +264,7 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """Run a local cluster (a controller and N brokers on loopback) and print its bootstrap URL;
         Ctrl-C or SIGTERM stops it cleanly."""
+        _require_broker_extra("dev")
         from gafka_broker.dev import DevError, DevSettings, run
 
         extra = ("--auto-create-topics",) if auto_create_topics else ()

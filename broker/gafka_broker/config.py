@@ -13,8 +13,6 @@ from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 __all__ = ["SETTINGS", "BrokerConfig", "ConfigError", "Setting", "load_config", "parse_listen"]
 
 ENV_PREFIX = "GAFKA_"
@@ -404,6 +402,8 @@ assert all(f.default == _BY_NAME[f.name].default for f in fields(BrokerConfig) i
 
 
 def _read_yaml(path: Path) -> dict[str, Any]:
+    import yaml  # the broker extra's; imported here so `gafka --help` works with the SDK alone
+
     try:
         text = path.read_text()
     except OSError as exc:

@@ -47,6 +47,16 @@ _ACKS = _query(
 _FORMAT = {"type": "string", "enum": ["string", "json", "base64"], "default": "string"}
 _GROUP = _path_param("group", "Group id: 1 to 249 characters of [a-zA-Z0-9._:-].")
 _NULLABLE_INT = {"type": ["integer", "null"]}
+_TOPIC_PARTITIONS_ITEM = {
+    "type": "object",
+    "required": ["topic"],
+    "properties": {
+        "topic": {"type": "string"},
+        "partitions": {"type": ["array", "null"], "items": {"type": "integer", "minimum": 0}},
+    },
+    "additionalProperties": False,
+}
+"""KIP-848's TopicPartitions as a request carries them (what the broker accepts, nothing more)."""
 _TOPIC_PARTITIONS = {
     "type": "array",
     "items": {
@@ -284,7 +294,11 @@ _SCHEMAS: dict[str, Any] = {
             "topics": {"type": ["array", "null"], "items": {"type": "string"}, "description": "Required to join."},
             "instance_id": {"type": ["string", "null"], "description": "Static membership."},
             "rebalance_timeout_ms": _NULLABLE_INT,
-            "owned": {**_TOPIC_PARTITIONS, "type": ["array", "null"], "description": "Partitions still held."},
+            "owned": {
+                "type": ["array", "null"],
+                "items": _TOPIC_PARTITIONS_ITEM,
+                "description": "Partitions still held.",
+            },
             "assignor": {"type": ["string", "null"], "enum": ["uniform", "sticky", "range", None]},
         },
         "additionalProperties": False,
@@ -316,6 +330,7 @@ _SCHEMAS: dict[str, Any] = {
                         "offset": {"type": "integer", "minimum": 0, "description": "The next offset to read."},
                         "metadata": {"type": ["string", "null"], "maxLength": 4096},
                     },
+                    "additionalProperties": False,
                 },
             },
         },
@@ -346,24 +361,25 @@ _SCHEMAS: dict[str, Any] = {
             "to": {
                 "oneOf": [
                     {"type": "string", "enum": ["earliest", "latest"]},
-                    {"type": "object", "properties": {"timestamp": {"type": "integer", "minimum": 0}}},
-                    {"type": "object", "properties": {"offset": {"type": "integer", "minimum": 0}}},
+                    {
+                        "type": "object",
+                        "required": ["timestamp"],
+                        "properties": {"timestamp": {"type": "integer", "minimum": 0}},
+                        "additionalProperties": False,
+                    },
+                    {
+                        "type": "object",
+                        "required": ["offset"],
+                        "properties": {"offset": {"type": "integer", "minimum": 0}},
+                        "additionalProperties": False,
+                    },
                 ]
             },
             "topics": {
-                "type": "array",
-                "items": {
-                    "oneOf": [
-                        {"type": "string"},
-                        {
-                            "type": "object",
-                            "properties": {
-                                "topic": {"type": "string"},
-                                "partitions": {"type": "array", "items": {"type": "integer"}},
-                            },
-                        },
-                    ]
-                },
+                "type": ["array", "null"],
+                "minItems": 1,
+                "items": {"oneOf": [{"type": "string"}, _TOPIC_PARTITIONS_ITEM]},
+                "description": "Null or absent: every partition the group has committed.",
             },
             "dry_run": {
                 "type": "boolean",
@@ -436,6 +452,7 @@ def _paths() -> dict[str, Any]:
     partition = "/v1/topics/{topic}/partitions/{partition}"
     not_found = _error("UNKNOWN_TOPIC_OR_PARTITION")
     unavailable = _error("BROKER_NOT_AVAILABLE: still recovering")
+    not_leader = _error("NOT_LEADER_OR_FOLLOWER: another broker leads the partition (leader_id, leader_url)")
     return {
         "/v1/cluster": {
             "get": {
@@ -464,6 +481,7 @@ def _paths() -> dict[str, Any]:
                         {"type": "object", "properties": {"topics": {"type": "array", "items": _ref("TopicSummary")}}},
                         "Every topic",
                     ),
+                    "400": _error("INVALID_REQUEST: internal is not true or false"),
                     "503": unavailable,
                 },
             },
@@ -499,7 +517,11 @@ def _paths() -> dict[str, Any]:
             },
             "delete": {
                 "summary": "Delete a topic and its data",
-                "responses": {"204": {"description": "Deleted"}, "404": not_found},
+                "responses": {
+                    "204": {"description": "Deleted"},
+                    "400": _error("INVALID_REQUEST: an internal topic (__consumer_offsets) cannot be deleted"),
+                    "404": not_found,
+                },
             },
         },
         "/v1/topics/{topic}/records": {
@@ -513,9 +535,14 @@ def _paths() -> dict[str, Any]:
                     "207": _json(_ref("ProduceResponse"), "Some records failed; see their error_code"),
                     "400": _error("INVALID_REQUEST, INVALID_RECORD or INVALID_TIMESTAMP"),
                     "404": not_found,
+                    "409": _error("OUT_OF_ORDER_SEQUENCE_NUMBER or INVALID_PRODUCER_EPOCH, for every record"),
                     "413": _error("RECORD_LIST_TOO_LARGE or MESSAGE_TOO_LARGE"),
                     "415": _error("UNSUPPORTED_MEDIA_TYPE"),
-                    "503": _error("NOT_ENOUGH_REPLICAS or BROKER_NOT_AVAILABLE"),
+                    "421": _error("NOT_LEADER_OR_FOLLOWER: every record's partition moved while it was forwarded"),
+                    "500": _error("KAFKA_STORAGE_ERROR, for every record"),
+                    "502": _error("the leaders every record was forwarded to failed with a code of their own"),
+                    "503": _error("NOT_ENOUGH_REPLICAS, LEADER_NOT_AVAILABLE or BROKER_NOT_AVAILABLE"),
+                    "504": _error("REQUEST_TIMED_OUT: acks=all not reached by the in-sync replicas in time"),
                 },
             },
         },
@@ -535,9 +562,13 @@ def _paths() -> dict[str, Any]:
                     "200": _json(_ref("BatchesResponse"), "Appended"),
                     "400": _error("CORRUPT_MESSAGE, INVALID_RECORD or INVALID_REQUEST"),
                     "404": not_found,
+                    "409": _error("OUT_OF_ORDER_SEQUENCE_NUMBER or INVALID_PRODUCER_EPOCH (idempotent producers)"),
                     "413": _error("MESSAGE_TOO_LARGE or RECORD_LIST_TOO_LARGE"),
                     "415": _error("UNSUPPORTED_MEDIA_TYPE"),
-                    "503": _error("NOT_ENOUGH_REPLICAS or BROKER_NOT_AVAILABLE"),
+                    "421": not_leader,
+                    "500": _error("KAFKA_STORAGE_ERROR"),
+                    "503": _error("NOT_ENOUGH_REPLICAS, LEADER_NOT_AVAILABLE or BROKER_NOT_AVAILABLE"),
+                    "504": _error("REQUEST_TIMED_OUT: acks=all not reached by the in-sync replicas in time"),
                 },
             },
         },
@@ -568,7 +599,9 @@ def _paths() -> dict[str, Any]:
                     "400": _error("INVALID_REQUEST"),
                     "404": not_found,
                     "416": _error("OFFSET_OUT_OF_RANGE, with log_start_offset and high_watermark"),
+                    "421": not_leader,
                     "429": _error("THROTTLING_QUOTA_EXCEEDED: too many parked fetches"),
+                    "503": _error("LEADER_NOT_AVAILABLE or BROKER_NOT_AVAILABLE"),
                 },
             },
         },
@@ -583,6 +616,8 @@ def _paths() -> dict[str, Any]:
                     "200": _json(_ref("Offset"), "The offset"),
                     "400": _error("INVALID_REQUEST"),
                     "404": not_found,
+                    "421": not_leader,
+                    "503": _error("LEADER_NOT_AVAILABLE or BROKER_NOT_AVAILABLE"),
                 },
             },
         },
@@ -707,7 +742,13 @@ def _replication_paths() -> dict[str, Any]:
         "/v1/replication/fetch": {
             "post": {
                 "summary": "Internal: a follower fetches from the leader (JSON request, framed binary answer)",
-                "responses": {"200": {"description": "application/vnd.gafka.replication.v1, see docs/api.md"}},
+                "responses": {
+                    "200": {"description": "application/vnd.gafka.replication.v1, see docs/api.md"},
+                    "400": {
+                        "description": "INVALID_REQUEST (no body, or a malformed one), as a framed "
+                        "application/vnd.gafka.replication.v1 error"
+                    },
+                },
             }
         },
         "/v1/replication/offsets/{topic}": {

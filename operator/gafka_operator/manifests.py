@@ -36,6 +36,7 @@ __all__ = [
     "CONSOLE_KINDS",
     "DATA_DIR",
     "RACK_ANNOTATION",
+    "RACK_SOURCE_ANNOTATION",
     "ClusterRef",
     "Drift",
     "Platform",
@@ -84,7 +85,11 @@ BROKER_UID = 10001
 CONFIG_HASH_ANNOTATION = "gafka.dev/config-hash"
 """On the pod template: a changed broker.yaml changes the template, so the operator's roll picks the pods up."""
 RACK_ANNOTATION = "gafka.dev/rack"
-"""Set by the operator on each broker pod (its node's value of spec.rack.topologyKey); read via the downward API."""
+"""Set by the operator on each broker pod (its node's value of spec.rack.topologyKey); read via the downward API.
+Empty when the node has no such label: the broker then has no rack."""
+RACK_SOURCE_ANNOTATION = "gafka.dev/rack-source"
+"""Set with the rack: ``node-label``, or ``missing-label`` when the node has none (the broker runs without a rack
+and the cluster gets a Warning condition). The init container waits for this one, since a rack may be empty."""
 POD_INDEX_LABEL = "apps.kubernetes.io/pod-index"
 """Set on StatefulSet pods by Kubernetes (1.28+): the ordinal, which is the broker id."""
 
@@ -407,15 +412,22 @@ def _broker_container(ref: ClusterRef, spec: ClusterSpec, platform: Platform, im
     return container
 
 
-def _rack_init_container(spec: ClusterSpec, image: str) -> dict[str, Any]:
-    """Waits until the operator has copied the node's topology label onto the pod (brokers get no API access)."""
-    script = (
+def rack_wait_script(topology_key: str, podinfo: str, wait_seconds: int) -> str:
+    """The init container's shell: wait for the operator's ``rack-source``, then say which rack (if any)."""
+    return (
         "i=0; "
-        f'while [ ! -s {PODINFO_MOUNT}/rack ]; do i=$((i+1)); if [ "$i" -gt {RACK_WAIT_SECONDS} ]; then '
-        f'echo "gafka: pod has no {RACK_ANNOTATION} annotation after {RACK_WAIT_SECONDS}s: is gafka-operator '
-        f'running, and does node $NODE_NAME have the label {spec.rack_topology_key}?" >&2; exit 1; fi; sleep 1; done; '
-        f'echo "rack: $(cat {PODINFO_MOUNT}/rack)"'
+        f'while [ ! -s {podinfo}/rack-source ]; do i=$((i+1)); if [ "$i" -gt {wait_seconds} ]; then '
+        f'echo "gafka: pod has no {RACK_SOURCE_ANNOTATION} annotation after {wait_seconds}s: is gafka-operator '
+        f'running (with rbac.rackAwareness)?" >&2; exit 1; fi; sleep 1; done; '
+        f'if [ -s {podinfo}/rack ]; then echo "rack: $(cat {podinfo}/rack)"; '
+        f'else echo "no rack: node $NODE_NAME has no label {topology_key}"; fi'
     )
+
+
+def _rack_init_container(spec: ClusterSpec, image: str) -> dict[str, Any]:
+    """Waits until the operator has looked up the node's topology label for the pod (brokers get no API access);
+    a node without the label means no rack, not a pod that never starts."""
+    script = rack_wait_script(spec.rack_topology_key or "", PODINFO_MOUNT, RACK_WAIT_SECONDS)
     container: dict[str, Any] = {
         "name": "wait-for-rack",
         "image": image,
@@ -486,7 +498,13 @@ def _pod_spec(ref: ClusterRef, spec: ClusterSpec, platform: Platform, image: str
             {
                 "name": "podinfo",
                 "downwardAPI": {
-                    "items": [{"path": "rack", "fieldRef": {"fieldPath": f"metadata.annotations['{RACK_ANNOTATION}']"}}]
+                    "items": [
+                        {"path": "rack", "fieldRef": {"fieldPath": f"metadata.annotations['{RACK_ANNOTATION}']"}},
+                        {
+                            "path": "rack-source",
+                            "fieldRef": {"fieldPath": f"metadata.annotations['{RACK_SOURCE_ANNOTATION}']"},
+                        },
+                    ]
                 },
             }
         )

@@ -71,6 +71,10 @@ _COUNTING_REASONS = frozenset({"UnderReplicatedPartitions", "OfflinePartitions"}
 """Degraded reasons whose message is a count: an Event when they start, not on every change of the count."""
 
 
+MISSING_LABEL = "missing-label"
+"""``gafka.dev/rack-source`` of a pod whose node has no spec.rack.topologyKey label (no rack)."""
+
+
 @dataclass(frozen=True, slots=True)
 class ReconcileSettings:
     platform: manifests.Platform
@@ -725,28 +729,51 @@ class ClusterReconciler:
     def _copy_racks(
         self, spec: ClusterSpec, raw_pods: Sequence[Mapping[str, Any]], result: PassResult
     ) -> dict[str, str]:
-        """``gafka.dev/rack`` on each scheduled broker pod: its node's value of spec.rack.topologyKey."""
+        """``gafka.dev/rack`` on each scheduled broker pod: its node's value of spec.rack.topologyKey, or empty
+        (no rack, and a Warning condition naming the nodes) when the node has no such label."""
         racks: dict[str, str] = {}
+        unlabelled: set[str] = set()
         key = spec.rack_topology_key
         for pod in raw_pods:
             meta = pod.get("metadata") or {}
-            have = (meta.get("annotations") or {}).get(manifests.RACK_ANNOTATION)
-            if have:
+            annotations = meta.get("annotations") or {}
+            have = annotations.get(manifests.RACK_ANNOTATION)
+            source = annotations.get(manifests.RACK_SOURCE_ANNOTATION)
+            node_name = (pod.get("spec") or {}).get("nodeName")
+            if source == MISSING_LABEL:
+                unlabelled.add(str(node_name))
+                continue
+            if have and source:
                 racks[str(meta.get("name"))] = str(have)
                 continue
-            node_name = (pod.get("spec") or {}).get("nodeName")
             if not key or not node_name or not self.settings.rack_awareness or meta.get("deletionTimestamp"):
                 continue
             node = self.api.get(ObjectRef("Node", None, node_name))
-            rack = ((node or {}).get("metadata", {}).get("labels") or {}).get(key)
-            if not rack:
-                continue
+            rack = str(((node or {}).get("metadata", {}).get("labels") or {}).get(key) or have or "")
             self.api.merge_patch(
                 ObjectRef("Pod", meta.get("namespace"), meta.get("name")),
-                {"metadata": {"annotations": {manifests.RACK_ANNOTATION: rack}}},
+                {
+                    "metadata": {
+                        "annotations": {
+                            manifests.RACK_ANNOTATION: rack,
+                            manifests.RACK_SOURCE_ANNOTATION: "node-label" if rack else MISSING_LABEL,
+                        }
+                    }
+                },
             )
-            racks[str(meta.get("name"))] = rack
+            if rack:
+                racks[str(meta.get("name"))] = rack
+            else:
+                unlabelled.add(str(node_name))
             result.actions.append("rack")
+        if unlabelled:
+            result.warnings.append(
+                (
+                    "RackLabelMissing",
+                    f"node(s) {', '.join(sorted(unlabelled))} have no label {key}: their brokers run without a "
+                    "rack, so replicas are not spread by rack there",
+                )
+            )
         return racks
 
     def _conditions(

@@ -3,12 +3,23 @@
 from __future__ import annotations
 
 import re
-import time
 from typing import Any
 
 import httpx
 
 from gafka.protocol.record_batch import NewRecord, encode_batch
+from support import wait_for
+
+__all__ = [
+    "BATCH_MEDIA_TYPE",
+    "create_topic",
+    "fetch",
+    "fetch_all",
+    "metric",
+    "produce",
+    "produce_batch",
+    "wait_for",
+]
 
 BATCH_MEDIA_TYPE = "application/vnd.gafka.record-batch.v2"
 
@@ -73,12 +84,3 @@ def metric(text: str, name: str, **labels: str) -> float | None:
         if all(found.get(key) == value for key, value in labels.items()):
             return float(match.group(4))
     return None
-
-
-def wait_for(condition: Any, timeout: float = 20.0, interval: float = 0.01) -> None:
-    """Poll ``condition()`` until true; fail after ``timeout`` (a generous bound, not a timing assertion)."""
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"condition not met within {timeout}s")
-        time.sleep(interval)

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
 import subprocess
 import sys
 from pathlib import Path
 from typing import Any
 
 import httpx
+
+from support import free_ports
 
 from .helpers import wait_for
 
@@ -57,7 +58,7 @@ def test_dev_prints_the_bootstrap_url_and_stops_on_ctrl_c(tmp_path: Path) -> Non
     out = tmp_path / "dev.out"
     with out.open("w") as handle:
         process = subprocess.Popen(
-            [*GAFKA, "dev", "--port", str(_free_port()), "--data-dir", str(tmp_path / "data")],
+            [*GAFKA, "dev", "--port", str(free_ports(1)), "--data-dir", str(tmp_path / "data")],
             stdout=handle,
             stderr=subprocess.STDOUT,
             env=clean_env(),
@@ -73,12 +74,6 @@ def test_dev_prints_the_bootstrap_url_and_stops_on_ctrl_c(tmp_path: Path) -> Non
             process.kill()
             process.wait()
     assert (tmp_path / "data" / "broker-0" / ".gafka_cleanshutdown").exists()
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def _ready(url: str) -> bool:

@@ -20,8 +20,8 @@ from selenium.webdriver.common.by import By
 from selenium.webdriver.common.keys import Keys
 from selenium.webdriver.remote.webelement import WebElement
 from selenium.webdriver.support.select import Select
-from selenium.webdriver.support.wait import WebDriverWait
 
+import support
 from replication.conftest import Cluster
 
 TIMEOUT_S = 30
@@ -30,9 +30,10 @@ JSON_VALUE = {"amount": 12.5, "currency": "EUR"}
 
 
 def wait_for(driver: Chrome, condition: Callable[[], Any], what: str, timeout: float = TIMEOUT_S) -> Any:
-    return WebDriverWait(
-        driver, timeout, poll_frequency=0.1, ignored_exceptions=(NoSuchElementException, StaleElementReferenceException)
-    ).until(lambda _d: condition(), message=what)
+    """:func:`support.wait_for` with a page's elements that are not there yet (or replaced) counting as "not yet"."""
+    return support.wait_for(
+        condition, timeout, what, interval=0.1, retry_on=(NoSuchElementException, StaleElementReferenceException)
+    )
 
 
 def find(driver: Chrome, css: str) -> WebElement:

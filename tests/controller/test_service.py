@@ -19,21 +19,17 @@ from gafka_broker.controller.service import ControllerService, create_app
 from gafka_broker.controller.store import FileMetadataStore
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 @pytest.fixture
 def controller_url(tmp_path: Path) -> Iterator[str]:
     controller = Controller(
         FileMetadataStore(tmp_path / "cluster.json"), ControllerSettings(broker_session_timeout_ms=600), "test-cluster"
     )
     service = ControllerService(controller, tick_ms=50)
-    port = _free_port()
-    server = uvicorn.Server(uvicorn.Config(create_app(service), host="127.0.0.1", port=port, log_level="warning"))
-    thread = threading.Thread(target=server.run, daemon=True)
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))  # the kernel's port, handed to the server already bound: nothing can take it
+    port = sock.getsockname()[1]
+    server = uvicorn.Server(uvicorn.Config(create_app(service), log_level="warning"))
+    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
     thread.start()
     deadline = time.monotonic() + 10
     while not server.started:

@@ -5,8 +5,7 @@ from __future__ import annotations
 import itertools
 import os
 import re
-import time
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from typing import Any
 
 import httpx
@@ -121,15 +120,6 @@ def settle(members: Iterable[Member], rounds: int = 10) -> None:
             member.heartbeat()
         if describe(members[0].http, members[0].group)["state"] == "Stable":
             return
-
-
-def wait_for(condition: Callable[[], bool], timeout: float = 20.0, interval: float = 0.05) -> None:
-    """Poll ``condition()`` until true; fail after ``timeout`` (a generous bound, not a timing assertion)."""
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"condition not met within {timeout}s")
-        time.sleep(interval)
 
 
 def metric_value(text: str, name: str, **labels: str) -> float | None:

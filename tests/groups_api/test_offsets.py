@@ -5,7 +5,9 @@ from __future__ import annotations
 import httpx
 import pytest
 
-from .helpers import Member, committed, describe, error, metric_value, settle, unique_group, wait_for
+from support import wait_for
+
+from .helpers import Member, committed, describe, error, metric_value, settle, unique_group
 
 
 def _topic(http: httpx.Client, partitions: int, **configs: str) -> str:

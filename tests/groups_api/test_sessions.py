@@ -13,7 +13,9 @@ from typing import TYPE_CHECKING
 import httpx
 import pytest
 
-from .helpers import Member, as_assignment, describe, error, settle, unique_group, wait_for
+from support import wait_for
+
+from .helpers import Member, as_assignment, describe, error, settle, unique_group
 
 if TYPE_CHECKING:
     from conftest import BrokerProcess

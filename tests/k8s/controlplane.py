@@ -29,7 +29,6 @@ import ctypes
 import os
 import shutil
 import signal
-import socket
 import ssl
 import subprocess
 import sys
@@ -45,6 +44,8 @@ import pytest
 import yaml
 from kubernetes import client as k8s_client
 from kubernetes import config as k8s_config
+
+from support import free_port
 
 __all__ = [
     "DEFAULT_CONTROLLERS",
@@ -285,12 +286,6 @@ class Certificates:
 
 # --------------------------------------------------------------------------------------------------------
 # processes
-
-
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def _die_with_parent() -> None:  # pragma: no cover - runs in the child between fork and exec

@@ -17,6 +17,8 @@ import pytest
 from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 
+import support
+
 from .controlplane import Kube
 
 T = TypeVar("T")
@@ -28,19 +30,8 @@ _ids = itertools.count()
 
 
 def wait_for(what: str, probe: Callable[[], T | None], timeout: float = WAIT_S, interval: float = 0.2) -> T:
-    """Poll ``probe`` until it returns something truthy; fail with ``what`` after ``timeout`` seconds."""
-    deadline = time.monotonic() + timeout
-    last: Exception | None = None
-    while True:
-        try:
-            value = probe()
-            if value:
-                return value
-        except ApiException as error:
-            last = error
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what} (last error: {last})")
-        time.sleep(interval)
+    """:func:`support.wait_for`, with Kubernetes API errors counting as "not yet"."""
+    return support.wait_for(probe, timeout, what, interval=interval, retry_on=(ApiException,))
 
 
 def gone(read: Callable[[], object]) -> bool:

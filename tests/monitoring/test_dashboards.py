@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import contextlib
 import json
-import socket
 import subprocess
 import threading
 import time
@@ -19,6 +18,7 @@ import pytest
 import yaml
 
 from replication.conftest import Cluster
+from support import free_port
 
 from .conftest import DASHBOARDS, RULES
 
@@ -66,12 +66,6 @@ def test_dashboards_match_the_schema_and_lay_out_cleanly() -> None:
         variables = {v["name"] for v in dashboard["templating"]["list"]}
         assert {"datasource", "job"} <= variables
     assert len(uids) == len(dashboards)
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 @contextlib.contextmanager
@@ -136,7 +130,7 @@ def prometheus(tmp_path: Path, prometheus_bin: dict[str, str]) -> Callable[[list
             "scrape_configs": [{"job_name": "gafka", "static_configs": [{"targets": targets}]}],
         }
         (tmp_path / "prometheus.yml").write_text(yaml.safe_dump(config))
-        port = _free_port()
+        port = free_port()  # Prometheus cannot report a port-0 choice
         log = (tmp_path / "prometheus.log").open("wb")
         process = subprocess.Popen(
             [

@@ -58,3 +58,23 @@ class FakeKubeApi:
 
     def delete(self, ref: ObjectRef, *, uid: str | None = None) -> bool:
         return self.objects.pop(self._key(ref), None) is not None
+
+    def merge_patch(self, ref: ObjectRef, patch: Mapping[str, Any], subresource: str | None = None) -> dict[str, Any]:
+        """RFC 7386 merge: objects merge key by key, a null removes, anything else replaces."""
+        self.calls.append(("merge_patch", ref.kind))
+        current = self.objects.get(self._key(ref))
+        if current is None:
+            raise _error(404)
+
+        def merge(target: dict[str, Any], change: Mapping[str, Any]) -> None:
+            for key, value in change.items():
+                if value is None:
+                    target.pop(key, None)
+                elif isinstance(value, Mapping) and isinstance(target.get(key), dict):
+                    merge(target[key], value)
+                else:
+                    target[key] = copy.deepcopy(value)
+
+        merge(current, patch)
+        current["metadata"]["resourceVersion"] = str(next(self._versions))
+        return copy.deepcopy(current)

@@ -172,3 +172,10 @@ def test_dockerignore_keeps_the_build_inputs() -> None:
         "client/gafka/protocol/_crecords.cpython-311-x86_64-linux-gnu.so",
     ):
         assert _dockerignore_excludes(junk, patterns), junk
+
+
+def test_images_install_their_extra(image: tuple[str, list[Instruction]]) -> None:
+    """The bare package is the SDK and CLI only: each image installs the extra that brings its server."""
+    name, instructions = image
+    runs = " ".join(i.args for i in instructions if i.keyword == "RUN")
+    assert f"'.[{name}]'" in runs and f"'gafka[{name}]'" in runs, runs

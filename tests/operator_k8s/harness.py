@@ -11,7 +11,6 @@ import http.server
 import itertools
 import os
 import signal
-import socket
 import subprocess
 import sys
 import threading
@@ -24,8 +23,10 @@ from typing import Any, TypeVar
 
 import httpx
 
+import support
 from gafka_operator.kube import ApiException, KubeApi, ObjectRef
 from k8s.controlplane import Kube, tail
+from support import free_port
 
 T = TypeVar("T")
 WAIT_S = 60.0
@@ -45,12 +46,6 @@ def install_crds(kube: Kube) -> None:
         kube.kubectl("wait", "--for=condition=Established", "--timeout=60s", f"crd/{name}")
 
 
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 RETRIED: tuple[type[BaseException], ...] = (ApiException, httpx.HTTPError, KeyError, TypeError)
 """What a probe may raise while the thing it waits for is not there yet."""
 
@@ -63,21 +58,10 @@ def wait_for(
     log: Any = None,
     retry_on: tuple[type[BaseException], ...] = RETRIED,
 ) -> T:
-    """Poll ``probe`` until it returns something truthy; fail with ``what`` (and ``log.tail()``, e.g. the
-    operator's log). Exceptions in ``retry_on`` count as "not yet"; anything else fails at once."""
-    deadline = time.monotonic() + timeout
-    last: BaseException | None = None
-    while True:
-        try:
-            value = probe()
-            if value:
-                return value
-        except retry_on as error:
-            last = error
-        if time.monotonic() > deadline:
-            extra = f"\n--- log tails:\n{log.tail()}" if log is not None else ""
-            raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what} (last error: {last!r}){extra}")
-        time.sleep(interval)
+    """:func:`support.wait_for` with this harness's defaults: Kubernetes API errors count as "not yet", and a
+    time-out shows ``log.tail()`` (e.g. the operator's log)."""
+    explain = (lambda: f"--- log tails:\n{log.tail()}") if log is not None else None
+    return support.wait_for(probe, timeout, what, interval=interval, retry_on=retry_on, explain=explain)
 
 
 class OperatorProcess:

@@ -31,6 +31,7 @@ import httpx
 import pytest
 
 from conftest import BrokerProcess
+from support import wait_for
 
 __all__ = ["Cluster", "ControllerProcess", "cluster_factory"]
 
@@ -221,15 +222,11 @@ class Cluster:
         return int(self.partition_state(topic, partition)["leader"])
 
     def wait_for(self, condition: Callable[[], Any], timeout: float = 20.0, what: str = "condition") -> Any:
-        deadline = time.monotonic() + timeout
-        while True:
-            with contextlib.suppress(httpx.TransportError, AssertionError, KeyError):
-                value = condition()
-                if value:
-                    return value
-            if time.monotonic() > deadline:
-                raise AssertionError(f"{what} not met within {timeout}s")
-            time.sleep(0.02)
+        """:func:`support.wait_for`; a broker that is down or not there yet (transport errors, a missing key,
+        a failed check) counts as "not yet"."""
+        return wait_for(
+            condition, timeout, what, interval=0.02, retry_on=(httpx.TransportError, AssertionError, KeyError)
+        )
 
     def wait_for_leader(
         self, topic: str, partition: int, *, not_in: frozenset[int] | set[int] = frozenset(), timeout: float = 20

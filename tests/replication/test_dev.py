@@ -10,42 +10,18 @@ import signal
 import socket
 import subprocess
 import sys
-import time
 from collections.abc import Callable
 from pathlib import Path
 
 import httpx
 
+from support import free_ports, wait_for
+
 GAFKA = [sys.executable, "-m", "gafka.cli.main"]
 
 
-def _free_ports(count: int) -> int:
-    """A base port with ``count`` free ports after it (brokers on P..P+count-1, controller above)."""
-    for base in range(21000, 60000, 97):
-        free = True
-        for port in range(base, base + count + 1):
-            with socket.socket() as sock:
-                sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-                try:
-                    sock.bind(("127.0.0.1", port))
-                except OSError:
-                    free = False
-                    break
-        if free:
-            return base
-    raise AssertionError("no free port range")
-
-
 def _wait(condition: Callable[[], bool], timeout: float) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            if condition():
-                return
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.1)
-    raise AssertionError("condition not met in time")
+    wait_for(condition, timeout, interval=0.1, retry_on=(httpx.HTTPError,))
 
 
 def _start(data: Path, port: int, out: Path) -> subprocess.Popen[bytes]:
@@ -58,7 +34,7 @@ def _start(data: Path, port: int, out: Path) -> subprocess.Popen[bytes]:
 
 
 def test_three_broker_dev_cluster_replicates_stops_and_resumes(tmp_path: Path) -> None:
-    port = _free_ports(3)
+    port = free_ports(3)
     data, out = tmp_path / "gafka-data", tmp_path / "dev.out"
     urls = [f"http://127.0.0.1:{port + index}" for index in range(3)]
     process = _start(data, port, out)
@@ -148,7 +124,7 @@ def test_children_die_with_dev_and_leftovers_are_stopped(tmp_path: Path) -> None
     workdir = tmp_path / "projects"  # holds a folder named gafka, as the folder of a clone does
     (workdir / "gafka").mkdir(parents=True)
     (workdir / "gafka" / "__init__.py").write_text("")
-    port = _free_ports(1)
+    port = free_ports(1)
     data, out = tmp_path / "gafka-data", tmp_path / "dev.out"
     command = [_gafka_script(), "dev", "--port", str(port), "--data-dir", str(data)]
     with out.open("ab") as handle:
@@ -189,7 +165,7 @@ def test_children_die_with_dev_and_leftovers_are_stopped(tmp_path: Path) -> None
 
 
 def test_dev_defaults_to_replicated_topics_and_shows_a_broker_down(tmp_path: Path) -> None:
-    port = _free_ports(3)
+    port = free_ports(3)
     data, out = tmp_path / "gafka-data", tmp_path / "dev.out"
     process = _start(data, port, out)
     try:

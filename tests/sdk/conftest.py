@@ -4,7 +4,6 @@ a check for the consumer-group API (group tests skip only while ``/v1/groups`` a
 from __future__ import annotations
 
 import contextlib
-import socket
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -14,20 +13,15 @@ import pytest
 from conftest import BrokerProcess, unique_topic
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
 @pytest.fixture
 def restartable_broker(tmp_path: Path) -> Iterator[BrokerProcess]:
-    """A broker on a fixed port: ``stop()`` then ``start()`` brings it back at the same URL."""
+    """A broker that ``stop()`` then ``start()`` brings back at the same URL: the kernel picks its port on the
+    first start, and later starts listen on that one."""
     log_dir = tmp_path / "logs"
     log_dir.mkdir()
-    broker = BrokerProcess(tmp_path / "data", log_dir, listen=f"127.0.0.1:{free_port()}")
+    broker = BrokerProcess(tmp_path / "data", log_dir)
     broker.start()
+    broker.listen = broker.url.removeprefix("http://")
     yield broker
     with contextlib.suppress(Exception):
         broker.stop(timeout=20)

@@ -6,13 +6,14 @@ from __future__ import annotations
 import asyncio
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from conftest import BrokerProcess
 from gafka import Admin, AsyncConsumer, Consumer, Producer, TopicPartition
+from support import wait_for
 
 from .conftest import create, require_groups_api
 
@@ -31,14 +32,6 @@ def group_broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[BrokerPro
     finally:
         broker.stop(timeout=20)
         broker.kill()
-
-
-def wait_for(condition: Callable[[], bool], timeout: float = 20.0, what: str = "condition") -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(0.05)
 
 
 class Member:
