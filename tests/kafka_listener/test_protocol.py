@@ -296,3 +296,11 @@ def test_random_and_truncated_frames_never_take_the_broker_down(bootstrap: str, 
         assert check.call(_request(18, 3, _values(18, "", ""))).error_code == ErrorCode.none
     finally:
         check.close()
+
+
+def test_connections_are_counted_per_listener(bootstrap: str, kafka_broker: BrokerProcess, wire: WireClient) -> None:
+    assert wire.call(_request(18, 3, _values(18, "", ""))).error_code == ErrorCode.none
+    with httpx.Client(base_url=kafka_broker.url) as http:
+        metrics = http.get("/metrics").text
+    counted = [line for line in metrics.splitlines() if line.startswith('gafka_listener_connections{listener="kafka"}')]
+    assert counted and float(counted[0].split()[-1]) >= 1, counted
