@@ -430,13 +430,13 @@ def run(settings: DevSettings, out: TextIO = sys.stdout) -> int:
             cluster.stop()
             print(f"gafka dev: {exc}", file=sys.stderr)
             return 1
-        print(f"gafka dev: {settings.brokers} broker(s) up; bootstrap URL {cluster.bootstrap}", file=out, flush=True)
-        try:
+        try:  # before the first line: the start-up lines come out together
             kafka = cluster.kafka_bootstrap()
         except DevError as exc:
             cluster.stop()
             print(f"gafka dev: {exc}", file=sys.stderr)
             return 1
+        print(f"gafka dev: {settings.brokers} broker(s) up; bootstrap URL {cluster.bootstrap}", file=out, flush=True)
         print(f"gafka dev: Kafka bootstrap {kafka} (any Kafka client or tool)", file=out, flush=True)
         if cluster.console is not None:
             print(f"gafka dev: web console at {cluster.console.url}", file=out, flush=True)
