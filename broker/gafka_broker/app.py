@@ -40,6 +40,7 @@ from gafka_broker.log.manager import LogManager
 from gafka_broker.log.partition_log import PartitionLog
 from gafka_broker.metadata import META_FILE, BrokerMeta, load_or_create_meta
 from gafka_broker.metrics import BROKER, GROUPS, PARTITIONS
+from gafka_broker.peers import PeerClient
 from gafka_broker.replication.bootstrap import CLUSTER_METADATA_FILE, import_topic_registry
 from gafka_broker.replication.metrics import REPLICATION
 
@@ -66,7 +67,9 @@ def build_broker(config: BrokerConfig, url: str) -> Broker:
             meta = load_or_create_meta(config.data_dir, config.broker_id, config.cluster_id)
         else:  # written on start-up, with the cluster id the controller has
             meta = BrokerMeta(config.broker_id, config.cluster_id or "")
-        return Broker(config, meta, log_manager, RemoteControllerClient(config.controller_url), url=url)
+        peers = PeerClient()
+        remote = RemoteControllerClient(config.controller_url, http=peers.http)
+        return Broker(config, meta, log_manager, remote, url=url, peers=peers)
     meta = load_or_create_meta(config.data_dir, config.broker_id, config.cluster_id)
     store = FileMetadataStore(config.data_dir / CLUSTER_METADATA_FILE)
     import_topic_registry(store, config.data_dir, meta)
@@ -259,6 +262,7 @@ class _Runtime:
         if broker.controller_service is not None:
             await broker.controller_service.stop()
         await broker.controller.close()
+        await broker.peers.close()  # last: the controlled shutdown and the controller client used it
         PARTITIONS.source = tuple
         REPLICATION.source = tuple
         GROUPS.source = tuple

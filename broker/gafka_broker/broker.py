@@ -42,6 +42,7 @@ from gafka_broker.metadata import (
 )
 from gafka_broker.metrics import forget_topic
 from gafka_broker.partition import BrokerPartition
+from gafka_broker.peers import PeerClient
 from gafka_broker.replication.fetcher import FetcherSettings
 from gafka_broker.replication.forwarding import Forwarder, RemoteLeader
 from gafka_broker.replication.leader import LeaderFetchHandler
@@ -98,6 +99,7 @@ class Broker:
         url: str,
         controller_service: ControllerService | None = None,
         incarnation: str | None = None,
+        peers: PeerClient | None = None,
     ) -> None:
         self.config = config
         self.meta = meta
@@ -107,6 +109,8 @@ class Broker:
         self.controller_service = controller_service
         """Set when this broker is its own controller (it then serves the controller routes too)."""
         self.incarnation = incarnation or uuid.uuid4().hex
+        self.peers = peers or PeerClient()
+        """The one HTTP client to other brokers and the controller (forwarding, replica fetches, controller)."""
         self.committer: GroupCommitter | None = None
         self.ready = False
         self.stopping = False
@@ -127,6 +131,7 @@ class Broker:
             ),
             replica_lag_time_max_ms=config.replica_lag_time_max_ms,
             after_append=self._after_follower_append,
+            http=self.peers.http,
         )
         self.replica_manager.topic_deleted_listeners.append(self._topic_deleted)
         self.isr = self.replica_manager.isr
@@ -142,7 +147,7 @@ class Broker:
         self.leader_fetch = LeaderFetchHandler(
             self.replica_manager.get, self._incarnation_of, self.isr, lambda: self.stopping
         )
-        self.forwarder = Forwarder(broker_id)
+        self.forwarder = Forwarder(broker_id, self.peers.http)
         self.producer_ids = ProducerIdAllocator(controller)
         self.appender = Appender(self)
         """Appends for every face (see :mod:`gafka_broker.core.produce`)."""

@@ -248,6 +248,9 @@ def register(app: typer.Typer) -> None:
         ] = Path("gafka-data"),
         port: Annotated[int, typer.Option("--port", help="Port of the first broker; the others follow.")] = 9092,
         host: Annotated[str, typer.Option("--host", help="Loopback address to serve on.")] = "127.0.0.1",
+        kafka_port: Annotated[
+            int, typer.Option("--kafka-port", help="Kafka listener of the first broker (the others follow); 0: any.")
+        ] = 19092,
         auto_create_topics: Annotated[
             bool,
             typer.Option(
@@ -273,6 +276,7 @@ def register(app: typer.Typer) -> None:
             data_dir=data_dir,
             host=host,
             port=port,
+            kafka_port=kafka_port,
             extra_broker_args=extra,
             console=console,
             console_port=console_port,

@@ -43,6 +43,8 @@ class DevSettings:
     port: int = 9092
     controller_port: int | None = None
     """Default: the first free port above the brokers'."""
+    kafka_port: int = 19092
+    """Kafka listener of the first broker (the others follow); 0: any free port for each."""
     heartbeat_interval_ms: int = 500
     session_timeout_ms: int = 1500
     replica_lag_time_max_ms: int = 10_000
@@ -191,7 +193,10 @@ class DevCluster:
             raise DevError("--brokers must be at least 1")
         self.data = settings.data_dir.resolve()
         self.leftovers = stop_leftovers(self.data)
-        busy = [p for p in range(settings.port, settings.port + settings.brokers) if not _port_free(host, p)]
+        wanted = list(range(settings.port, settings.port + settings.brokers))
+        if settings.kafka_port:
+            wanted += range(settings.kafka_port, settings.kafka_port + settings.brokers)
+        busy = [p for p in wanted if not _port_free(host, p)]
         if busy:
             raise DevError(f"port(s) {', '.join(map(str, busy))} on {host} are in use; pick another with --port")
         data = settings.data_dir.resolve()
@@ -219,6 +224,7 @@ class DevCluster:
                 _gafka(
                     *("broker", "--broker-id", str(index), "--listen", f"{host}:{settings.port + index}"),
                     *("--data-dir", str(data / f"broker-{index}")),
+                    *("--kafka-listen", f"{host}:{settings.kafka_port + index if settings.kafka_port else 0}"),
                     *controller_args,
                     *("--broker-heartbeat-interval-ms", str(settings.heartbeat_interval_ms)),
                     *("--broker-session-timeout-ms", str(settings.session_timeout_ms)),
@@ -248,6 +254,20 @@ class DevCluster:
     @property
     def bootstrap(self) -> str:
         return ",".join(broker.url for broker in self.brokers)
+
+    def kafka_bootstrap(self, timeout_s: float = START_TIMEOUT_S) -> str:
+        """The brokers' Kafka listeners as the controller has them registered (known once all registered)."""
+        deadline = time.monotonic() + timeout_s
+        while True:
+            with contextlib.suppress(httpx.HTTPError, ValueError):
+                data = httpx.get(f"{self.controller_url}/v1/controller/metadata?since=-1", timeout=2).json()
+                found = {b["broker_id"]: b.get("kafka_address") for b in data.get("brokers", [])}
+                addresses = [found.get(index) for index in range(len(self.brokers))]
+                if all(addresses):
+                    return ",".join(str(address) for address in addresses)
+            if time.monotonic() > deadline:
+                raise DevError("the brokers did not register their Kafka listeners")
+            time.sleep(0.1)
 
     @property
     def children(self) -> list[Child]:
@@ -410,7 +430,14 @@ def run(settings: DevSettings, out: TextIO = sys.stdout) -> int:
             cluster.stop()
             print(f"gafka dev: {exc}", file=sys.stderr)
             return 1
+        try:  # before the first line: the start-up lines come out together
+            kafka = cluster.kafka_bootstrap()
+        except DevError as exc:
+            cluster.stop()
+            print(f"gafka dev: {exc}", file=sys.stderr)
+            return 1
         print(f"gafka dev: {settings.brokers} broker(s) up; bootstrap URL {cluster.bootstrap}", file=out, flush=True)
+        print(f"gafka dev: Kafka bootstrap {kafka} (any Kafka client or tool)", file=out, flush=True)
         if cluster.console is not None:
             print(f"gafka dev: web console at {cluster.console.url}", file=out, flush=True)
         print(

@@ -47,7 +47,6 @@ BYTES_IN = Counter("gafka_topic_bytes_in", "Record-batch bytes appended, by topi
 BYTES_OUT = Counter("gafka_topic_bytes_out", "Record-batch bytes fetched, by topic.", ["topic"])
 MESSAGES_IN = Counter("gafka_topic_messages_in", "Records appended, by topic.", ["topic"])
 MESSAGES_OUT = Counter("gafka_topic_messages_out", "Records fetched, by topic.", ["topic"])
-KAFKA_CONNECTIONS = Gauge("gafka_connections", "Open client connections, by listener.", ["listener"])
 KAFKA_REQUESTS = Counter("gafka_kafka_requests", "Kafka protocol requests served, by API.", ["api"])
 LONG_POLLS = Gauge("gafka_fetch_long_polls", "Fetches parked waiting for data right now.")
 PRODUCE_FAILURES = Counter(

@@ -57,6 +57,7 @@ __all__ = [
     "desired_vs_actual",
     "headless_service",
     "headless_service_name",
+    "kafka_bootstrap",
     "label_selector",
     "owner_reference",
     "pod_disruption_budget",
@@ -72,6 +73,7 @@ __all__ = [
 
 BROKER_CONTAINER = "broker"
 PORT_NAME = "http"
+KAFKA_PORT_NAME = "kafka"
 DATA_VOLUME = "data"
 DATA_MOUNT = "/var/lib/gafka"
 DATA_DIR = f"{DATA_MOUNT}/data"
@@ -187,6 +189,12 @@ def bootstrap_url(ref: ClusterRef, spec: ClusterSpec, platform: Platform) -> str
     return f"http://{host}:{spec.listeners.port}"
 
 
+def kafka_bootstrap(ref: ClusterRef, spec: ClusterSpec, platform: Platform) -> str:
+    """The client Service's Kafka address, as status.kafkaBootstrap shows it."""
+    host = _service_host(client_service_name(ref.name), ref.namespace, platform)
+    return f"{host}:{spec.listeners.kafka_port}"
+
+
 def broker_url(ref: ClusterRef, spec: ClusterSpec, platform: Platform, broker_id: int) -> str:
     """The URL broker ``broker_id`` advertises with addressType DNS (its name under the headless Service)."""
     host = _service_host(headless_service_name(ref.name), ref.namespace, platform)
@@ -284,8 +292,11 @@ def config_map(ref: ClusterRef, spec: ClusterSpec, platform: Platform) -> dict[s
     }
 
 
-def _service_port(spec: ClusterSpec) -> dict[str, Any]:
-    return {"name": PORT_NAME, "port": spec.listeners.port, "targetPort": PORT_NAME, "protocol": "TCP"}
+def _service_ports(spec: ClusterSpec) -> list[dict[str, Any]]:
+    return [
+        {"name": PORT_NAME, "port": spec.listeners.port, "targetPort": PORT_NAME, "protocol": "TCP"},
+        {"name": KAFKA_PORT_NAME, "port": spec.listeners.kafka_port, "targetPort": KAFKA_PORT_NAME, "protocol": "TCP"},
+    ]
 
 
 def headless_service(ref: ClusterRef, spec: ClusterSpec) -> dict[str, Any]:
@@ -298,7 +309,7 @@ def headless_service(ref: ClusterRef, spec: ClusterSpec) -> dict[str, Any]:
             "clusterIP": "None",
             "publishNotReadyAddresses": True,
             "selector": selector_labels(ref.name),
-            "ports": [_service_port(spec)],
+            "ports": _service_ports(spec),
         },
     }
 
@@ -312,7 +323,7 @@ def client_service(ref: ClusterRef, spec: ClusterSpec) -> dict[str, Any]:
         "spec": {
             "type": spec.listeners.service_type,
             "selector": selector_labels(ref.name),
-            "ports": [_service_port(spec)],
+            "ports": _service_ports(spec),
         },
     }
 
@@ -345,6 +356,7 @@ def _env(ref: ClusterRef, spec: ClusterSpec, platform: Platform) -> list[dict[st
         return {"fieldRef": {"fieldPath": path}}
 
     port = spec.listeners.port
+    kafka_port = spec.listeners.kafka_port
     env: list[dict[str, Any]] = [
         {"name": "POD_NAME", "valueFrom": field("metadata.name")},
         {"name": "POD_IP", "valueFrom": field("status.podIP")},
@@ -357,12 +369,16 @@ def _env(ref: ClusterRef, spec: ClusterSpec, platform: Platform) -> list[dict[st
         env += [
             {"name": "GAFKA_LISTEN", "value": f"$(POD_IP):{port}"},
             {"name": "GAFKA_ADVERTISED_URL", "value": f"http://$(POD_IP):{port}"},
+            {"name": "GAFKA_KAFKA_LISTEN", "value": f"$(POD_IP):{kafka_port}"},
+            {"name": "GAFKA_KAFKA_ADVERTISED", "value": f"$(POD_IP):{kafka_port}"},
         ]
     else:
         host = _service_host(headless_service_name(ref.name), ref.namespace, platform)
         env += [
             {"name": "GAFKA_LISTEN", "value": f"0.0.0.0:{port}"},
             {"name": "GAFKA_ADVERTISED_URL", "value": f"http://$(POD_NAME).{host}:{port}"},
+            {"name": "GAFKA_KAFKA_LISTEN", "value": f"0.0.0.0:{kafka_port}"},
+            {"name": "GAFKA_KAFKA_ADVERTISED", "value": f"$(POD_NAME).{host}:{kafka_port}"},
         ]
     if spec.rack_topology_key:
         env.append({"name": "GAFKA_RACK", "valueFrom": field(f"metadata.annotations['{RACK_ANNOTATION}']")})
@@ -393,7 +409,10 @@ def _broker_container(ref: ClusterRef, spec: ClusterSpec, platform: Platform, im
         "image": image,
         "command": ["gafka", "broker"],
         "env": _env(ref, spec, platform),
-        "ports": [{"name": PORT_NAME, "containerPort": spec.listeners.port, "protocol": "TCP"}],
+        "ports": [
+            {"name": PORT_NAME, "containerPort": spec.listeners.port, "protocol": "TCP"},
+            {"name": KAFKA_PORT_NAME, "containerPort": spec.listeners.kafka_port, "protocol": "TCP"},
+        ],
         # /healthz answers while the logs recover, /readyz only once they have: the startup probe only guards a
         # slow start of the process itself, and readiness keeps a recovering broker out of the client Service.
         "startupProbe": _http_probe("/healthz", period=5, timeout=3, failures=120),

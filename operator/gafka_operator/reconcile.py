@@ -337,6 +337,7 @@ class ClusterReconciler:
             "readyReplicas": ready,
             "labelSelector": manifests.label_selector(ref.name),
             "bootstrap": manifests.bootstrap_url(ref, spec, self.settings.platform),
+            "kafkaBootstrap": manifests.kafka_bootstrap(ref, spec, self.settings.platform),
             "clusterId": cluster_id,
             "brokers": broker_statuses(spec.replicas, observed.pods, metadata, racks),
             "conditions": merge_conditions(

@@ -25,7 +25,17 @@ __all__ = [
 ]
 
 OPERATOR_OWNED_SETTINGS = frozenset(
-    {"data_dir", "listen", "broker_id", "cluster_id", "advertised_url", "controller_url", "rack"}
+    {
+        "data_dir",
+        "listen",
+        "broker_id",
+        "cluster_id",
+        "advertised_url",
+        "controller_url",
+        "rack",
+        "kafka_listen",
+        "kafka_advertised",
+    }
 )
 """Broker settings the operator sets per cluster or per pod; spec.config may not hold them."""
 
@@ -113,9 +123,19 @@ class ListenersSpec:
     """spec.listeners: the port, the client Service's type and what address brokers advertise."""
 
     port: int = 9092
+    kafka_port: int = 9093
+    """Port of the brokers' Kafka protocol listener (docs/kafka.md)."""
     service_type: str = "ClusterIP"
     address_type: str = "DNS"
     service_annotations: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}))
+
+
+def _kafka_port(listeners: Mapping[str, Any], defaults: ListenersSpec) -> int:
+    port = _int(listeners.get("port", defaults.port), "spec.listeners.port", 1, 65535)
+    kafka_port = _int(listeners.get("kafkaPort", defaults.kafka_port), "spec.listeners.kafkaPort", 1, 65535)
+    if kafka_port == port:
+        raise SpecError(f"spec.listeners.kafkaPort must differ from spec.listeners.port ({port})")
+    return kafka_port
 
 
 @dataclass(frozen=True, slots=True)
@@ -205,6 +225,7 @@ class ClusterSpec:
             ),
             listeners=ListenersSpec(
                 port=_int(listeners.get("port", listener_defaults.port), "spec.listeners.port", 1, 65535),
+                kafka_port=_kafka_port(listeners, listener_defaults),
                 service_type=_str(
                     listeners.get("serviceType", listener_defaults.service_type),
                     "spec.listeners.serviceType",

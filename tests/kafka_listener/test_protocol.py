@@ -92,6 +92,46 @@ def _values(api_key: int, topic: str, group: str) -> dict[str, Any]:
             "protocol_name": "range",
             "assignments": [{"member_id": "m", "assignment": b"a"}],
         },
+        15: {"groups": [group], "include_authorized_operations": False},
+        16: {"states_filter": []},
+        19: {
+            "topics": [
+                {
+                    "name": f"{topic}-new",
+                    "num_partitions": 2,
+                    "replication_factor": 1,
+                    "assignments": [],
+                    "configs": [{"name": "retention.ms", "value": "60000"}],
+                }
+            ],
+            "timeout": 10_000,
+            "validate_only": False,
+        },
+        20: {"topic_names": [f"{topic}-new"], "topics": [{"name": f"{topic}-new"}], "timeout": 10_000},
+        23: {
+            "replica_id": -1,
+            "topics": [
+                {"topic": topic, "partitions": [{"partition": 0, "current_leader_epoch": -1, "leader_epoch": 0}]}
+            ],
+        },
+        32: {
+            "resources": [{"resource_type": 2, "resource_name": topic, "configuration_keys": None}],
+            "include_synonyms": False,
+            "include_documentation": False,
+        },
+        37: {"topics": [{"name": topic, "count": 1, "assignments": None}], "timeout": 10_000, "validate_only": False},
+        42: {"groups_names": [group]},
+        44: {
+            "resources": [
+                {
+                    "resource_type": 2,
+                    "resource_name": topic,
+                    "configs": [{"name": "retention.ms", "config_operation": 0, "value": "3600000"}],
+                }
+            ],
+            "validate_only": False,
+        },
+        60: {"include_cluster_authorized_operations": False, "endpoint_type": 1},
         22: {"transactional_id": None, "transaction_timeout": 60_000, "producer_id": -1, "producer_epoch": -1},
     }[api_key]
 
@@ -123,9 +163,19 @@ def test_every_advertised_version_answers(bootstrap: str, kafka_broker: BrokerPr
         if api_key in _CLASSIC_GROUP_APIS:
             continue  # a sequence of their own: test_classic_group_every_version
         for version in range(api.min_version, api.max_version + 1):
+            values = _values(api_key, topic, f"g-{api_key}-{version}")
+            if api_key == 37:  # each version grows the topic by one partition
+                values["topics"][0]["count"] = 2 + version
             client = WireClient(bootstrap)
             try:
-                answer = client.call(_request(api_key, version, _values(api_key, topic, f"g-{api_key}-{version}")))
+                if api_key == 20:  # each version deletes a topic of its own
+                    client.call(_request(19, 7, _values(19, f"{topic}-{version}", "")))
+                    values = _values(20, f"{topic}-{version}", "")
+                if api_key == 42:  # each version deletes a group that has offsets
+                    client.call(_request(8, 8, values | _values(8, topic, f"g-{api_key}-{version}")))
+                answer = client.call(_request(api_key, version, values))
+                if api_key == 19:  # leave the name free for the next version
+                    client.call(_request(20, 6, _values(20, topic, "")))
             finally:
                 client.close()
             assert answer.__version__ == version, (api.name, version)
@@ -188,8 +238,10 @@ def test_classic_group_every_version(bootstrap: str) -> None:
 
 
 def _partitions(answer: Any) -> Iterator[Any]:
-    for name in ("responses", "topics"):
+    for name in ("responses", "topics", "results", "groups"):
         for topic in getattr(answer, name, ()) or ():
+            if hasattr(topic, "error_code"):
+                yield topic
             for field in ("partition_responses", "partitions"):
                 yield from getattr(topic, field, ()) or ()
 
@@ -244,3 +296,11 @@ def test_random_and_truncated_frames_never_take_the_broker_down(bootstrap: str, 
         assert check.call(_request(18, 3, _values(18, "", ""))).error_code == ErrorCode.none
     finally:
         check.close()
+
+
+def test_connections_are_counted_per_listener(bootstrap: str, kafka_broker: BrokerProcess, wire: WireClient) -> None:
+    assert wire.call(_request(18, 3, _values(18, "", ""))).error_code == ErrorCode.none
+    with httpx.Client(base_url=kafka_broker.url) as http:
+        metrics = http.get("/metrics").text
+    counted = [line for line in metrics.splitlines() if line.startswith('gafka_listener_connections{listener="kafka"}')]
+    assert counted and float(counted[0].split()[-1]) >= 1, counted

@@ -118,6 +118,7 @@ def test_printer_columns() -> None:
         "Desired": ".spec.replicas",
         "Ready": ".status.readyReplicas",
         "Bootstrap": ".status.bootstrap",
+        "Kafka": ".status.kafkaBootstrap",
         "Status": ready,
         "Reason": '.status.conditions[?(@.type=="Ready")].reason',
         "Age": ".metadata.creationTimestamp",
@@ -172,7 +173,7 @@ def test_cluster_defaults() -> None:
         "replicas": 3,
         "storage": {"size": "10Gi", "deleteClaim": False},
         "config": {},
-        "listeners": {"port": 9092, "serviceType": "ClusterIP", "addressType": "DNS"},
+        "listeners": {"port": 9092, "kafkaPort": 9093, "serviceType": "ClusterIP", "addressType": "DNS"},
     }
     autoscaling = _cluster({"autoscaling": {}})["spec"]["autoscaling"]
     assert autoscaling == {"enabled": False, "minReplicas": 3, "stabilizationWindowSeconds": 300}
@@ -430,8 +431,20 @@ def test_broker_config_map() -> None:
 
 
 def test_services_and_pdb() -> None:
-    built = _built({"listeners": {"port": 19092, "serviceType": "LoadBalancer", "serviceAnnotations": {"a": "b"}}})
-    port = [{"name": "http", "port": 19092, "targetPort": "http", "protocol": "TCP"}]
+    built = _built(
+        {
+            "listeners": {
+                "port": 19092,
+                "kafkaPort": 19093,
+                "serviceType": "LoadBalancer",
+                "serviceAnnotations": {"a": "b"},
+            }
+        }
+    )
+    port = [
+        {"name": "http", "port": 19092, "targetPort": "http", "protocol": "TCP"},
+        {"name": "kafka", "port": 19093, "targetPort": "kafka", "protocol": "TCP"},
+    ]
     headless = built["HeadlessService"]["spec"]
     assert headless == {
         "clusterIP": "None",
@@ -445,6 +458,18 @@ def test_services_and_pdb() -> None:
     pdb = built["PodDisruptionBudget"]["spec"]
     assert pdb["maxUnavailable"] == 1 and pdb["selector"] == {"matchLabels": selector_labels("demo")}
     assert built["ServiceAccount"]["automountServiceAccountToken"] is False
+
+
+def test_brokers_open_and_advertise_the_kafka_port() -> None:
+    built = _built({"listeners": {"kafkaPort": 29093}})
+    [container] = built["StatefulSet"]["spec"]["template"]["spec"]["containers"]
+    assert {"name": "kafka", "containerPort": 29093, "protocol": "TCP"} in container["ports"]
+    env = {e["name"]: e.get("value") for e in container["env"]}
+    assert env["GAFKA_KAFKA_LISTEN"] == "0.0.0.0:29093"
+    assert env["GAFKA_KAFKA_ADVERTISED"].startswith("$(POD_NAME).demo-brokers.")
+    assert env["GAFKA_KAFKA_ADVERTISED"].endswith(":29093")
+    with pytest.raises(SpecError, match="kafkaPort must differ"):
+        _built({"listeners": {"port": 9092, "kafkaPort": 9092}})
 
 
 def _pod(sts: dict[str, Any], ordinal: int, ip: str = "10.1.2.3", rack: str | None = None) -> dict[str, Any]:

@@ -27,7 +27,7 @@ def _wait(condition: Callable[[], bool], timeout: float) -> None:
 def _start(data: Path, port: int, out: Path) -> subprocess.Popen[bytes]:
     with out.open("ab") as handle:
         return subprocess.Popen(
-            [*GAFKA, "dev", "--brokers", "3", "--port", str(port), "--data-dir", str(data)],
+            [*GAFKA, "dev", "--brokers", "3", "--port", str(port), "--kafka-port", "0", "--data-dir", str(data)],
             stdout=handle,
             stderr=subprocess.STDOUT,
         )
@@ -40,6 +40,7 @@ def test_three_broker_dev_cluster_replicates_stops_and_resumes(tmp_path: Path) -
     process = _start(data, port, out)
     try:
         _wait(lambda: f"bootstrap URL {','.join(urls)}" in out.read_text(), 90)
+        _wait(lambda: "Kafka bootstrap 127.0.0.1:" in out.read_text(), 30)
         created = httpx.post(
             f"{urls[0]}/v1/topics",
             json={"name": "orders", "partitions": 3, "replication_factor": 3, "configs": {"min.insync.replicas": "2"}},

@@ -135,13 +135,15 @@ class LocalControllerClient:
 class RemoteControllerClient:
     """The controller runs elsewhere (``gafka dev``'s supervisor, the Kubernetes operator)."""
 
-    def __init__(self, url: str, *, timeout_s: float = 5.0) -> None:
+    def __init__(self, url: str, *, timeout_s: float = 5.0, http: httpx.AsyncClient | None = None) -> None:
         self.url = url.rstrip("/")
-        self._http = httpx.AsyncClient(base_url=self.url, timeout=timeout_s)
+        self.timeout_s = timeout_s
+        self._owns_http = http is None
+        self._http = http or httpx.AsyncClient(timeout=timeout_s)
 
     async def _call(self, method: str, path: str, body: Any = None, timeout_s: float | None = None) -> Any:
         response = await self._http.request(
-            method, path, json=body, timeout=timeout_s if timeout_s is not None else httpx.USE_CLIENT_DEFAULT
+            method, self.url + path, json=body, timeout=timeout_s if timeout_s is not None else self.timeout_s
         )
         if response.status_code == 204:
             return None
@@ -228,4 +230,5 @@ class RemoteControllerClient:
         return int(data["first"])
 
     async def close(self) -> None:
-        await self._http.aclose()
+        if self._owns_http:  # a shared client (the broker's PeerClient) is closed by its owner
+            await self._http.aclose()

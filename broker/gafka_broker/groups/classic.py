@@ -18,11 +18,11 @@ from __future__ import annotations
 import asyncio
 import logging
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from enum import StrEnum
 
-__all__ = ["ClassicError", "ClassicGroup", "ClassicGroups", "ClassicState", "JoinResult"]
+__all__ = ["ClassicError", "ClassicGroup", "ClassicGroups", "ClassicState", "JoinRequest", "JoinResult"]
 
 log = logging.getLogger("gafka.broker.groups.classic")
 
@@ -57,6 +57,20 @@ class JoinResult:
     member_id: str
     members: tuple[tuple[str, str | None, bytes], ...]
     """(member id, instance id, metadata) of every member, for the leader only."""
+
+
+@dataclass(frozen=True)
+class JoinRequest:
+    """A JoinGroup's plain values."""
+
+    member_id: str
+    instance_id: str | None
+    client_id: str
+    client_host: str
+    protocol_type: str
+    protocols: tuple[tuple[str, bytes], ...]
+    session_timeout_ms: int
+    rebalance_timeout_ms: int
 
 
 @dataclass
@@ -95,76 +109,68 @@ class ClassicGroup:
     _rebalance: asyncio.TimerHandle | None = None
 
     # -- joining -------------------------------------------------------------------------------------
-    async def join(
-        self,
-        member_id: str,
-        instance_id: str | None,
-        client_id: str,
-        client_host: str,
-        protocol_type: str,
-        protocols: Sequence[tuple[str, bytes]],
-        session_timeout_ms: int,
-        rebalance_timeout_ms: int,
-        *,
-        require_known_member_id: bool,
-    ) -> JoinResult:
-        if not protocols:
+    async def join(self, request: JoinRequest, *, require_known_member_id: bool) -> JoinResult:
+        if not request.protocols:
             raise ClassicError("INCONSISTENT_GROUP_PROTOCOL", "the member offers no assignment protocol")
         if self.members and (
-            protocol_type != self.protocol_type or not self._common_protocols({name for name, _ in protocols})
+            request.protocol_type != self.protocol_type
+            or not self._common_protocols({name for name, _ in request.protocols})
         ):
             raise ClassicError(
                 "INCONSISTENT_GROUP_PROTOCOL", f"group {self.group_id!r} members speak other assignment protocols"
             )
-        if instance_id is not None and instance_id in self.static:
-            return await self._static_rejoin(
-                member_id,
-                instance_id,
-                client_id,
-                client_host,
-                protocol_type,
-                protocols,
-                session_timeout_ms,
-                rebalance_timeout_ms,
-            )
+        if request.instance_id is not None and request.instance_id in self.static:
+            return await self._static_rejoin(request, request.instance_id)
+        member_id = request.member_id
         if member_id and member_id not in self.members:
             raise ClassicError("UNKNOWN_MEMBER_ID", f"group {self.group_id!r} has no member {member_id!r}")
         if not member_id:
-            member_id = f"{client_id or 'member'}-{uuid.uuid4()}"
-            if require_known_member_id and instance_id is None:
+            member_id = self._new_member_id(request)
+            if require_known_member_id and request.instance_id is None:
                 # KIP-394: the member learns its id first and joins again with it.
-                self._add(
-                    member_id,
-                    instance_id,
-                    client_id,
-                    client_host,
-                    protocol_type,
-                    protocols,
-                    session_timeout_ms,
-                    rebalance_timeout_ms,
-                )
+                self._add(self._new_member(request, member_id))
                 raise ClassicError("MEMBER_ID_REQUIRED", "join again with the member id given", member_id)
         member = self.members.get(member_id)
         if member is None:
-            member = self._add(
-                member_id,
-                instance_id,
-                client_id,
-                client_host,
-                protocol_type,
-                protocols,
-                session_timeout_ms,
-                rebalance_timeout_ms,
-            )
+            member = self._add(self._new_member(request, member_id))
         else:
-            changed = tuple(protocols) != member.protocols
-            member.protocols = tuple(protocols)
-            member.session_timeout_ms = session_timeout_ms
-            member.rebalance_timeout_ms = rebalance_timeout_ms
+            changed = request.protocols != member.protocols
+            member.protocols = request.protocols
+            member.session_timeout_ms = request.session_timeout_ms
+            member.rebalance_timeout_ms = request.rebalance_timeout_ms
             member.last_heartbeat_ms = self.now()
             if self.state is ClassicState.STABLE and not changed and member.in_generation and member_id != self.leader:
                 # A follower rejoining without changes (e.g. after a lost answer): nothing to rebalance.
                 return self._result_for(member)
+        return await self._rebalance_with(member)
+
+    @staticmethod
+    def _new_member_id(request: JoinRequest) -> str:
+        return f"{request.client_id or 'member'}-{uuid.uuid4()}"
+
+    def _new_member(self, request: JoinRequest, member_id: str) -> ClassicMember:
+        return ClassicMember(
+            member_id,
+            request.instance_id,
+            request.client_id,
+            request.client_host,
+            request.protocol_type,
+            request.protocols,
+            request.session_timeout_ms,
+            request.rebalance_timeout_ms,
+            self.now(),
+        )
+
+    def _add(self, member: ClassicMember) -> ClassicMember:
+        self.members[member.member_id] = member
+        if member.instance_id is not None:
+            self.static[member.instance_id] = member.member_id
+        if self.protocol_type is None or len(self.members) == 1:
+            self.protocol_type = member.protocol_type
+        return member
+
+    async def _rebalance_with(self, member: ClassicMember) -> JoinResult:
+        """Wait in the join barrier (starting a rebalance if none runs) until the generation completes."""
         if member.joining is not None and not member.joining.done():
             member.joining.cancel()
         member.joining = asyncio.get_running_loop().create_future()
@@ -172,80 +178,28 @@ class ClassicGroup:
         self._maybe_complete_join()
         return await asyncio.shield(member.joining)
 
-    def _add(
-        self,
-        member_id: str,
-        instance_id: str | None,
-        client_id: str,
-        client_host: str,
-        protocol_type: str,
-        protocols: Sequence[tuple[str, bytes]],
-        session_timeout_ms: int,
-        rebalance_timeout_ms: int,
-    ) -> ClassicMember:
-        member = ClassicMember(
-            member_id,
-            instance_id,
-            client_id,
-            client_host,
-            protocol_type,
-            tuple(protocols),
-            session_timeout_ms,
-            rebalance_timeout_ms,
-            self.now(),
-        )
-        self.members[member_id] = member
-        if instance_id is not None:
-            self.static[instance_id] = member_id
-        if self.protocol_type is None or len(self.members) == 1:
-            self.protocol_type = protocol_type
-        return member
-
-    async def _static_rejoin(
-        self,
-        member_id: str,
-        instance_id: str,
-        client_id: str,
-        client_host: str,
-        protocol_type: str,
-        protocols: Sequence[tuple[str, bytes]],
-        session_timeout_ms: int,
-        rebalance_timeout_ms: int,
-    ) -> JoinResult:
+    async def _static_rejoin(self, request: JoinRequest, instance_id: str) -> JoinResult:
         old_id = self.static[instance_id]
-        if member_id and member_id != old_id:
+        if request.member_id and request.member_id != old_id:
             raise ClassicError("FENCED_INSTANCE_ID", f"instance {instance_id!r} is now member {old_id!r}")
         old = self.members.pop(old_id)
-        new_id = member_id or f"{client_id or 'member'}-{uuid.uuid4()}"
-        member = ClassicMember(
-            new_id,
-            instance_id,
-            client_id,
-            client_host,
-            protocol_type,
-            tuple(protocols),
-            session_timeout_ms,
-            rebalance_timeout_ms,
-            self.now(),
-            assignment=old.assignment,
-            in_generation=old.in_generation,
-        )
-        self.members[new_id] = member
-        self.static[instance_id] = new_id
-        if old.joining is not None and not old.joining.done():
-            old.joining.set_exception(ClassicError("FENCED_INSTANCE_ID", "replaced by a newer instance"))
-        if old.syncing is not None and not old.syncing.done():
-            old.syncing.set_exception(ClassicError("FENCED_INSTANCE_ID", "replaced by a newer instance"))
+        member = self._add(self._new_member(request, request.member_id or self._new_member_id(request)))
+        member.assignment, member.in_generation = old.assignment, old.in_generation
+        for waiting in (old.joining, old.syncing):
+            if waiting is not None and not waiting.done():
+                waiting.set_exception(ClassicError("FENCED_INSTANCE_ID", "replaced by a newer instance"))
         was_leader = self.leader == old_id
         if was_leader:
-            self.leader = new_id
-        if self.state is ClassicState.STABLE and not was_leader and tuple(protocols) == old.protocols:
-            log.info("event=static_member_replaced group=%s instance=%s member=%s", self.group_id, instance_id, new_id)
+            self.leader = member.member_id
+        if self.state is ClassicState.STABLE and not was_leader and request.protocols == old.protocols:
+            log.info(
+                "event=static_member_replaced group=%s instance=%s member=%s",
+                self.group_id,
+                instance_id,
+                member.member_id,
+            )
             return self._result_for(member)
-        member.joining = asyncio.get_running_loop().create_future()
-        self._prepare_rebalance()
-        self._maybe_complete_join()
-        return await asyncio.shield(member.joining)
+        return await self._rebalance_with(member)
 
     def _common_protocols(self, offered: set[str] | None = None) -> list[str]:
         """Protocols every member (and the newcomer's ``offered``) supports, in the first member's order."""

@@ -7,7 +7,7 @@ from typing import Any
 from kio.schema.errors import ErrorCode as KafkaErrorCode
 
 from gafka_broker.errors import ApiError
-from gafka_broker.groups.classic import ClassicError, ClassicGroup
+from gafka_broker.groups.classic import ClassicError, ClassicGroup, JoinRequest
 from gafka_broker.kafka.codec import kafka_error
 from gafka_broker.kafka.context import KafkaContext
 
@@ -45,17 +45,17 @@ async def join_group(context: KafkaContext, request: Any) -> dict[str, Any]:
     try:
         group = await _group(context, request.group_id, create=True)
         assert group is not None
-        result = await group.join(
+        joining = JoinRequest(
             request.member_id,
             getattr(request, "group_instance_id", None),
             context.client_id,
             context.client_host,
             request.protocol_type,
-            [(p.name, bytes(p.metadata)) for p in request.protocols],
+            tuple((p.name, bytes(p.metadata)) for p in request.protocols),
             session_ms,
             rebalance_ms,
-            require_known_member_id=request.__version__ >= 4,
         )
+        result = await group.join(joining, require_known_member_id=request.__version__ >= 4)
     except (ClassicError, ApiError) as exc:
         return {
             "throttle_time": 0,

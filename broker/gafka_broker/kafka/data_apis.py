@@ -11,12 +11,12 @@ from gafka_broker.kafka.codec import kafka_error
 from gafka_broker.kafka.context import KafkaContext
 from gafka_broker.partition import BrokerPartition
 
-__all__ = ["fetch", "list_offsets", "produce"]
+__all__ = ["fetch", "list_offsets", "local_leader", "produce"]
 
 _NO_TIMESTAMP = -1
 
 
-def _local_leader(context: KafkaContext, topic: str, partition: int) -> BrokerPartition:
+def local_leader(context: KafkaContext, topic: str, partition: int) -> BrokerPartition:
     """The partition's replica when this broker leads it; NOT_LEADER_OR_FOLLOWER sends the client to refresh."""
     broker = context.broker
     broker.check_ready()
@@ -41,7 +41,7 @@ async def _produce_partition(
         if records is None:
             raise ApiError(ErrorCode.INVALID_RECORD, "the partition's records are null")
         context.broker.check_writable(topic)
-        target = _local_leader(context, topic, index)
+        target = local_leader(context, topic, index)
         result = await appender.append(
             target,
             records,
@@ -127,7 +127,7 @@ def _read_all(context: KafkaContext, request: Any) -> tuple[list[tuple[str, list
         for part in topic.partitions:
             index = part.partition
             try:
-                leader = _local_leader(context, topic.topic, index)
+                leader = local_leader(context, topic.topic, index)
                 limit = min(int(part.partition_max_bytes), budget - total)
                 if limit <= 0 and total > 0:
                     fetched = reader.read(leader, part.fetch_offset, 1)._replace(data=b"")
@@ -184,7 +184,7 @@ async def list_offsets(context: KafkaContext, request: Any) -> dict[str, Any]:
         for part in topic.partitions:
             index = part.partition_index
             try:
-                leader = _local_leader(context, topic.name, index)
+                leader = local_leader(context, topic.name, index)
                 if part.timestamp < -2:
                     raise ApiError(ErrorCode.INVALID_REQUEST, f"timestamp {part.timestamp} is not supported")
                 found = list_offset(leader, part.timestamp)

@@ -30,7 +30,7 @@ from gafka_broker.kafka.codec import (
     response_class,
 )
 from gafka_broker.kafka.context import KafkaContext
-from gafka_broker.metrics import KAFKA_CONNECTIONS, KAFKA_REQUESTS
+from gafka_broker.metrics import KAFKA_REQUESTS, LISTENER_CONNECTIONS
 
 if TYPE_CHECKING:
     from gafka_broker.broker import Broker
@@ -69,10 +69,12 @@ class KafkaListener:
         if ":" in advertised.rsplit(":", 1)[0] and not advertised.startswith("["):
             advertised = f"[{advertised.rsplit(':', 1)[0]}]:{port}"
         self.context = KafkaContext(self.broker, advertised)
+        LISTENER_CONNECTIONS[LISTENER] = lambda: len(self._connections)
         log.info("event=kafka_listening listen=%s:%d advertised=%s", self.host, port, advertised)
         return advertised
 
     async def stop(self) -> None:
+        LISTENER_CONNECTIONS.pop(LISTENER, None)
         if self._server is not None:
             self._server.close()
         for task in list(self._connections):
@@ -87,7 +89,6 @@ class KafkaListener:
         task = asyncio.current_task()
         assert task is not None
         self._connections.add(task)
-        KAFKA_CONNECTIONS.labels(LISTENER).inc()
         peer = writer.get_extra_info("peername")
         try:
             while True:
@@ -105,7 +106,6 @@ class KafkaListener:
         except Exception as exc:  # a bug must cost this connection only
             log.error("event=kafka_connection_failed peer=%s error=%r", peer, str(exc), exc_info=exc)
         finally:
-            KAFKA_CONNECTIONS.labels(LISTENER).dec()
             self._connections.discard(task)
             writer.close()
             with contextlib.suppress(Exception):

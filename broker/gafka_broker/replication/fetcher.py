@@ -295,12 +295,14 @@ class FetcherManager:
         settings: FetcherSettings,
         after_append: Callable[[BrokerPartition], Awaitable[None]],
         refresh_metadata: Callable[[], Awaitable[None]],
+        http: httpx.AsyncClient | None = None,
     ) -> None:
         self.settings = settings
         self._after_append = after_append
         self._refresh = refresh_metadata
         self._fetchers: dict[int, ReplicaFetcher] = {}
-        self._http = httpx.AsyncClient(
+        self._owns_http = http is None
+        self._http = http or httpx.AsyncClient(
             limits=httpx.Limits(max_connections=64, max_keepalive_connections=16),
             timeout=httpx.Timeout(30.0, connect=2.0),
         )
@@ -332,4 +334,5 @@ class FetcherManager:
         fetchers, self._fetchers = list(self._fetchers.values()), {}
         for fetcher in fetchers:
             await fetcher.close()
-        await self._http.aclose()
+        if self._owns_http:  # a shared client (the broker's PeerClient) is closed by its owner
+            await self._http.aclose()

@@ -68,10 +68,11 @@ def _unreachable(leader: int, url: str, exc: Exception) -> ApiError:
 class Forwarder:
     """An HTTP client to the other brokers, with pooled connections."""
 
-    def __init__(self, broker_id: int) -> None:
+    def __init__(self, broker_id: int, http: httpx.AsyncClient | None = None) -> None:
         self.broker_id = broker_id
         self._stopping = asyncio.Event()
-        self._http = httpx.AsyncClient(
+        self._owns_http = http is None
+        self._http = http or httpx.AsyncClient(
             limits=httpx.Limits(max_connections=256, max_keepalive_connections=64),
             timeout=httpx.Timeout(60.0, connect=2.0),
         )
@@ -188,4 +189,5 @@ class Forwarder:
         return orjson.loads(response.content)
 
     async def close(self) -> None:
-        await self._http.aclose()
+        if self._owns_http:  # a shared client (the broker's PeerClient) is closed by its owner
+            await self._http.aclose()

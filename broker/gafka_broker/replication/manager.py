@@ -15,6 +15,8 @@ import time
 from collections.abc import Awaitable, Callable, Iterator
 from pathlib import Path
 
+import httpx
+
 from gafka_broker.controller.client import ControllerClient
 from gafka_broker.controller.metadata import NO_LEADER, ClusterMetadata, PartitionState, TopicInfo
 from gafka_broker.log.checkpoint import read_offsets, write_offsets
@@ -62,6 +64,7 @@ class ReplicaManager:
         *,
         replica_lag_time_max_ms: int,
         after_append: Callable[[BrokerPartition], Awaitable[None]],
+        http: httpx.AsyncClient | None = None,
     ) -> None:
         self.broker_id = broker_id
         self.log_manager = log_manager
@@ -77,7 +80,7 @@ class ReplicaManager:
         self._applied: dict[Key, PartitionState] = {}
         self._live: frozenset[int] = frozenset()
         self._lock = asyncio.Lock()
-        self.fetchers = FetcherManager(fetcher_settings, after_append, self.refresh)
+        self.fetchers = FetcherManager(fetcher_settings, after_append, self.refresh, http)
         self.isr = IsrManager(broker_id, controller, self.refresh, self.leaders)
         self.stopping = False
         """Set at controlled shutdown: follow nobody any more (no fetches that could put us back in an ISR)."""
