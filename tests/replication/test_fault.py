@@ -333,7 +333,7 @@ def test_acks_all_survives_kills_pauses_and_double_failures(cluster_factory: Any
             led = [p for p, leader in current.items() if (leader == victim) == (kind == "leader")]
             started = time.monotonic()
             assert cluster.stop(victim) == 0
-            what = f"SIGTERM ({kind})"
+            what = "SIGTERM (leader)" if kind == "leader" else "SIGTERM (follower, measured where it follows)"
             shrinks = "event=isr_shrink" in "".join(cluster.brokers[b].log_text() for b in BROKERS - {victim})
             assert not shrinks, f"{what}: a leader shrank an ISR because broker {victim} went quiet"
             elected_s = wait_elected(cluster, {victim}, led, started)
