@@ -172,17 +172,11 @@ _SCHEMAS: dict[str, Any] = {
     },
     "Partition": {
         "type": "object",
-        "properties": {
-            name: {"type": "integer"}
-            for name in (
-                "partition",
-                "leader",
-                "leader_epoch",
-                "log_start_offset",
-                "high_watermark",
-                "log_end_offset",
-                "size_bytes",
-            )
+        "properties": {name: {"type": "integer"} for name in ("partition", "leader", "leader_epoch")}
+        | {
+            # null when the leader did not answer; high_watermark also while a new leader does not know it (KIP-207)
+            name: {"type": ["integer", "null"]}
+            for name in ("log_start_offset", "high_watermark", "log_end_offset", "size_bytes")
         }
         | {
             "replicas": {"type": "array", "items": {"type": "integer"}},
@@ -271,7 +265,7 @@ _SCHEMAS: dict[str, Any] = {
                     },
                 },
             },
-            "high_watermark": {"type": "integer"},
+            "high_watermark": {"type": ["integer", "null"]},
             "log_start_offset": {"type": "integer"},
             "next_offset": {"type": "integer"},
         },
@@ -503,7 +497,7 @@ def _paths() -> dict[str, Any]:
             "parameters": [_TOPIC],
             "get": {
                 "summary": "Describe a topic: partitions with offsets, and effective configs",
-                "responses": {"200": _json(_ref("Topic"), "The topic"), "404": not_found},
+                "responses": {"200": _json(_ref("Topic"), "The topic"), "404": not_found, "503": unavailable},
             },
             "patch": {
                 "summary": "Add partitions and/or change config overrides",
@@ -601,6 +595,10 @@ def _paths() -> dict[str, Any]:
                     "416": _error("OFFSET_OUT_OF_RANGE, with log_start_offset and high_watermark"),
                     "421": not_leader,
                     "429": _error("THROTTLING_QUOTA_EXCEEDED: too many parked fetches"),
+                    "500": _error(
+                        "KAFKA_STORAGE_ERROR (healing: retry) or CORRUPT_MESSAGE (no good copy): a batch damaged on "
+                        "disk, with its offset"
+                    ),
                     "503": _error("LEADER_NOT_AVAILABLE or BROKER_NOT_AVAILABLE"),
                 },
             },
@@ -617,7 +615,10 @@ def _paths() -> dict[str, Any]:
                     "400": _error("INVALID_REQUEST"),
                     "404": not_found,
                     "421": not_leader,
-                    "503": _error("LEADER_NOT_AVAILABLE or BROKER_NOT_AVAILABLE"),
+                    "503": _error(
+                        "LEADER_NOT_AVAILABLE, BROKER_NOT_AVAILABLE, or OFFSET_NOT_AVAILABLE: a new leader does not "
+                        "know its high watermark yet (KIP-207)"
+                    ),
                 },
             },
         },
@@ -716,6 +717,10 @@ def _group_paths() -> dict[str, Any]:
                     "404": _error("GROUP_ID_NOT_FOUND or UNKNOWN_TOPIC_OR_PARTITION"),
                     "409": _error("NON_EMPTY_GROUP"),
                     "415": _error("UNSUPPORTED_MEDIA_TYPE"),
+                    "503": _error(
+                        "OFFSET_NOT_AVAILABLE (a new leader does not know its high watermark yet) or "
+                        "BROKER_NOT_AVAILABLE (a partition's leader did not answer)"
+                    ),
                 },
             },
         },
