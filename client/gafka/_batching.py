@@ -462,8 +462,13 @@ class RecordAccumulator:
     def ready(
         self, now: float, muted: set[tuple[str, int]], backoff: dict[tuple[str, int], float]
     ) -> tuple[list[tuple[str, int]], float | None]:
-        """Partitions with a batch to send now, and how long until the next one lingers out (None: nothing waits)."""
+        """Partitions with a batch to send now, oldest first, and how long until the next one lingers out (None:
+        nothing waits).
+
+        Oldest first because the sender fills only ``max_in_flight_requests`` slots from this list: in a fixed
+        order, the partitions at its front took every freed slot while they had data, and the rest never sent."""
         ready: list[tuple[str, int]] = []
+        created: dict[tuple[str, int], float] = {}
         wait: float | None = None
         linger = self.linger_s
         with self.lock:
@@ -478,12 +483,15 @@ class RecordAccumulator:
                 first = queue[0]
                 if urgent or first.closed or len(queue) > 1:
                     ready.append(tp)
+                    created[tp] = first.created
                     continue
                 due = first.created + linger - now
                 if due <= 0:
                     ready.append(tp)
+                    created[tp] = first.created
                 else:
                     wait = due if wait is None else min(wait, due)
+        ready.sort(key=created.__getitem__)
         return ready, wait
 
     def drain(

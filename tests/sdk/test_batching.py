@@ -184,3 +184,29 @@ def test_keyless_records_stick_until_the_batch_fills() -> None:
         chosen.append(partition)
     switches = sum(1 for a, b in itertools.pairwise(chosen) if a != b)
     assert 2 <= switches <= 6  # about one switch per ~10 records (a full batch), not per record
+
+
+def test_partitions_that_always_have_data_cannot_starve_the_others() -> None:
+    """The sender fills its ``max_in_flight_requests`` slots from ``ready()`` in order. Five partitions that
+    always have data and two slots: in a fixed partition order the front two took every freed slot and
+    partitions 2-5 never sent (seen with six busy partitions and five slots); oldest batch first, each
+    partition is drained within a few turns."""
+    acc = accumulator(batch_size=200)
+    for partition in range(6):
+        acc.append("t", partition, None, b"x" * 150, None, 1)
+    in_flight: list[tuple[str, int]] = []
+    drained: dict[int, int] = {}
+    for turn in range(30):
+        if len(in_flight) == 2:  # a request completes, freeing its slot
+            in_flight.pop(0)
+        for hot in range(2):  # the front partitions keep getting records
+            acc.append("t", hot, None, b"y" * 150, None, 2 + turn)
+        ready, _wait = acc.ready(time.monotonic(), set(in_flight), {})
+        for tp in ready:
+            if len(in_flight) >= 2:
+                break
+            if acc.drain(tp, 1 << 30, 1 << 30):
+                in_flight.append(tp)
+                drained.setdefault(tp[1], turn)
+    assert sorted(drained) == [0, 1, 2, 3, 4, 5], drained
+    assert max(drained.values()) <= 6, drained
