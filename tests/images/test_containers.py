@@ -164,18 +164,20 @@ def test_operator_container(engine: DockerEngine, images: Images, kube: Kube, tm
     kubeconfig = chart_operator_kubeconfig(kube, tmp_path / "operator.kubeconfig")
     assert kube.control_plane is not None and kube.control_plane.certs is not None
     shutil.copy(kube.control_plane.certs.ca, config / "ca.crt")
-    text = kubeconfig.read_text().replace(str(kube.control_plane.certs.ca), "/etc/gafka/ca.crt")
+    text = kubeconfig.read_text().replace(str(kube.control_plane.certs.ca), "/mnt/ca.crt")
     (config / "kubeconfig").write_text(text)
-    for path in (config, *config.iterdir()):  # readable by the image's user, as a projected token would be
+    # on /mnt (an existing, empty directory: a new mount point would show in `docker diff`), readable by the
+    # image's user as a projected ServiceAccount token would be
+    for path in (config, *config.iterdir()):
         path.chmod(0o755 if path.is_dir() else 0o644)
     controller, liveness = free_port(), free_port()
     operator = Container(
         engine,
         images.operator,
         "-v",
-        f"{config}:/etc/gafka:ro",
+        f"{config}:/mnt:ro",
         "-e",
-        "KUBECONFIG=/etc/gafka/kubeconfig",
+        "KUBECONFIG=/mnt/kubeconfig",
         "-e",
         f"GAFKA_OPERATOR_CONTROLLER_LISTEN=127.0.0.1:{controller}",
         "-e",
