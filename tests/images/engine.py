@@ -5,7 +5,8 @@ changes nothing on the host that other programs see: no iptables rules (``--ipta
 no bridge or interface (``--bridge=none``; containers use the host's network), no forwarding or masquerade
 (``--ip-forward=false --ip-masq=false``). Its socket and run state live in a directory of its own under
 ``/run``; its data root is ``${GAFKA_CACHE:-~/.cache/gafka}/docker`` so that built images and BuildKit's layer
-cache survive the run (one engine at a time uses it: a lock file). :meth:`DockerEngine.stop` stops it and then
+cache survive the run (one engine at a time uses it: a lock file; dangling images and all but 2 GB of build cache
+are pruned when it stops). :meth:`DockerEngine.stop` stops it and then
 checks that nothing is left: no process of it (dockerd, containerd, shims), no mount under its directories, no
 new network interface or route, ``ip_forward`` as it was -- what it finds is cleaned up and reported.
 """
@@ -179,6 +180,9 @@ class DockerEngine:
             return []
         left: list[str] = []
         if self.process is not None and self.process.poll() is None:
+            # the data root is a cache: images replaced by newer builds go, BuildKit keeps its most recent 2 GB
+            self.docker("image", "prune", "--force", check=False)
+            self.docker("builder", "prune", "--force", "--keep-storage", "2gb", check=False, timeout=300)
             self.process.send_signal(signal.SIGTERM)
             try:
                 self.process.wait(timeout=60)
