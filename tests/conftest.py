@@ -39,9 +39,9 @@ _LISTENING = re.compile(r"event=listening url=(\S+)")
 START_TIMEOUT_S = 60.0
 STOP_TIMEOUT_S = 60.0
 
-# -- ``--quick`` (scripts/test --quick): leave out what needs Kubernetes, Kafka's jars, the package index, a browser
-# or Prometheus (console: Debian's chromium; monitoring: prometheus and promtool built from their Go module) ------
-QUICK_LEAVES_OUT_FOLDERS = ("k8s", "operator_k8s", "e2e", "interop", "console", "monitoring")
+# -- ``--quick`` (scripts/test --quick): leave out what needs Kubernetes, Kafka's jars, the package index, a browser,
+# Prometheus (console: Debian's chromium; monitoring: prometheus and promtool built from their Go module) or Docker --
+QUICK_LEAVES_OUT_FOLDERS = ("k8s", "operator_k8s", "e2e", "interop", "console", "monitoring", "images")
 QUICK_LEAVES_OUT_FIXTURES = frozenset({"kube", "kafka_libs", "kafka_tools"})
 QUICK_LEAVES_OUT_MARKS = frozenset({"kafka_tools", "packaging"})
 

@@ -159,7 +159,7 @@ def test_dockerignore_keeps_the_build_inputs() -> None:
         for ins in parse(ROOT / name / "Dockerfile"):
             if ins.keyword == "COPY" and "--from" not in ins.args:
                 copied.update(shlex.split(ins.args)[:-1])
-    assert copied == {"pyproject.toml", "setup.py", "README.md", "client", "broker", "operator"}
+    assert copied == {"requirements.lock", "pyproject.toml", "setup.py", "README.md", "client", "broker", "operator"}
     for source in copied:
         assert not _dockerignore_excludes(source, patterns), f".dockerignore drops {source}"
     for package in ("client/gafka/__init__.py", "broker/gafka_broker/app.py", "operator/gafka_operator/manifests.py"):
@@ -178,4 +178,8 @@ def test_images_install_their_extra(image: tuple[str, list[Instruction]]) -> Non
     """The bare package is the SDK and CLI only: each image installs the extra that brings its server."""
     name, instructions = image
     runs = " ".join(i.args for i in instructions if i.keyword == "RUN")
-    assert f"'.[{name}]'" in runs and f"'gafka[{name}]'" in runs, runs
+    assert f"'gafka[{name}]'" in runs, runs
+    # the build stage wheels exactly the locked dependencies (of every extra), then gafka alone
+    assert "--require-hashes -r requirements.lock" in runs and "--no-deps ." in runs, runs
+    locked = (ROOT / "requirements.lock").read_text()
+    assert all(f"\n{package}==" in locked for package in ("kio", "starlette", "kopf", "kubernetes")), "stale lock"
