@@ -8,6 +8,7 @@ kubelet would (``mark_ready``) and play the brokers' registration with the contr
 from __future__ import annotations
 
 import json
+import re
 import time
 from typing import Any
 
@@ -609,7 +610,10 @@ def test_built_in_autoscaler_follows_cpu(
         wait_for("spec.replicas raised to 5", lambda: _cluster(kube_api, namespace, "cpu")["spec"]["replicas"] == 5)
         events = kube.kubectl("get", "events", "-n", namespace, "--field-selector", "reason=Autoscaled", "-o", "json")
         messages = json.dumps(json.loads(events)["items"])
-        assert "spec.replicas 3 -> 5" in messages and "CPU 100% of the request" in messages, messages
+        # the rate is the fakes' counter over the operator's sampling interval: on a loaded machine the time a
+        # scrape is taken and the time it is answered drift apart by a few percent (CI once read 99 %)
+        usage = re.search(r"CPU (\d+)% of the request", messages)
+        assert "spec.replicas 3 -> 5" in messages and usage is not None and 90 <= int(usage.group(1)) <= 110, messages
 
         register_brokers(operator, namespace, "cpu", [3, 4], urls=urls)
         wait_for("5 pods", lambda: len(pod_names(kube_api, namespace, "cpu")) == 5, log=operator)

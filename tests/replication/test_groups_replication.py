@@ -69,7 +69,14 @@ def test_group_lag_is_known_on_partitions_led_by_other_brokers(cluster_factory: 
         for p in range(3):
             records = [{"value": f"v{i}", "partition": p} for i in range(5)]
             assert http.post("/v1/topics/orders/records", json={"records": records}).status_code == 200
-        joined = http.post(f"/v1/groups/{group}/heartbeat", json={"member_epoch": 0, "topics": ["orders"]})
+
+        def join() -> Any:
+            # the first heartbeat creates __consumer_offsets; its partition has no leader for a moment (503
+            # LEADER_NOT_AVAILABLE, retriable), as a client would retry
+            answer = http.post(f"/v1/groups/{group}/heartbeat", json={"member_epoch": 0, "topics": ["orders"]})
+            return answer if answer.status_code != 503 else None
+
+        joined = cluster.wait_for(join, 20, "the group's coordinator")
         assert joined.status_code == 200, joined.text
         member, epoch = joined.json()["member_id"], joined.json()["member_epoch"]
         offsets = [{"topic": "orders", "partition": p, "offset": 2} for p in range(3)]
