@@ -23,6 +23,7 @@ import yaml
 
 from gafka import GafkaError
 from gafka_operator.kube import KubeApi, ObjectRef
+from gafka_operator.manifests import PORT_NAME
 from k8s.controlplane import Kube, tail, write_kubeconfig
 from operator_k8s import harness
 from operator_k8s.harness import OperatorProcess
@@ -226,7 +227,10 @@ def reachable_bootstrap(api: KubeApi, url: str) -> list[str]:
     )
     urls = []
     for item in slices.get("items") or []:
-        target = next((p["port"] for p in item.get("ports") or [] if p.get("port")), port)
+        # the HTTP port by name: the Services also carry the Kafka listener's port, in no promised order
+        ports = [p for p in item.get("ports") or [] if p.get("port")]
+        named = [p["port"] for p in ports if p.get("name") == PORT_NAME]
+        target = named[0] if named else (ports[0]["port"] if ports else port)
         for endpoint in item.get("endpoints") or []:
             if (endpoint.get("conditions") or {}).get("ready"):
                 urls += [f"{parts.scheme}://{address}:{target}" for address in endpoint.get("addresses") or []]
